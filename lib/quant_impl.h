@@ -1,0 +1,121 @@
+/* Internal: rounding helpers and per-type kernels shared by the lib/quant*.c files (not API). */
+#ifndef MOE_QUANT_IMPL_H
+#define MOE_QUANT_IMPL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fpconv.h"
+
+/*
+ * Every kernel works on `nb` consecutive blocks: ggml's reference
+ * quantizers never look across blocks, so a tensor of rows is just a run
+ * of blocks. Bit-exactness with ggml depends on doing the same float
+ * operations in the same order, so the kernels keep ggml's arithmetic
+ * (including its odd corners) and say so where it matters.
+ */
+typedef void (*moe_quant_fn)(const float *x, void *y, int64_t nb);
+typedef void (*moe_dequant_fn)(const void *x, float *y, int64_t nb);
+
+/* Values per block of the "super-block" K and IQ4_XS/TQ formats. */
+#define QK_K 256
+
+/*
+ * ggml's nearest_int(): adding 1.5 * 2^23 puts the integer part of
+ * |v| < 2^22 in the low mantissa bits, so the FPU's round-to-nearest-even
+ * does the rounding. Ties therefore go to even, unlike roundf(). Outside
+ * that range ggml returns garbage (it only asserts); we return the same
+ * garbage so results stay identical, without undefined behaviour.
+ */
+static inline int q_nearest_int(float v)
+{
+	float t = v + 12582912.f;
+	int32_t i;
+
+	memcpy(&i, &t, 4);
+	return (i & 0x007fffff) - 0x00400000;
+}
+
+/*
+ * C's float-to-int conversion of an out-of-range value is undefined; on
+ * x86 (where the reference data comes from) cvttss2si yields INT32_MIN.
+ * ggml's `(int8_t)(x + 8.5f)` is that conversion followed by keeping the
+ * low byte, which is what q_trunc_i8() reproduces.
+ */
+static inline int32_t q_trunc_i32(float v)
+{
+	if (!(v > -2147483648.f && v < 2147483648.f))
+		return INT32_MIN;
+	return (int32_t)v;
+}
+
+static inline int8_t q_trunc_i8(float v)
+{
+	uint8_t b = (uint8_t)((uint32_t)q_trunc_i32(v) & 0xff);
+
+	return b < 128 ? (int8_t)b : (int8_t)(b - 256);
+}
+
+static inline uint16_t q_f16(float f) { return moe_f32_to_f16(f); }
+
+static inline float q_f32_from_le16(const uint8_t *p)
+{
+	return moe_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+}
+
+static inline void q_put_f16(uint8_t *p, float f)
+{
+	uint16_t h = moe_f32_to_f16(f);
+
+	p[0] = (uint8_t)h;
+	p[1] = (uint8_t)(h >> 8);
+}
+
+static inline int q_min(int a, int b) { return a < b ? a : b; }
+static inline int q_max(int a, int b) { return a > b ? a : b; }
+static inline int q_clamp(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Legacy 32-value block formats (quant_legacy.c). */
+void moe_q4_0_quantize(const float *x, void *y, int64_t nb);
+void moe_q4_0_dequantize(const void *x, float *y, int64_t nb);
+void moe_q4_1_quantize(const float *x, void *y, int64_t nb);
+void moe_q4_1_dequantize(const void *x, float *y, int64_t nb);
+void moe_q5_0_quantize(const float *x, void *y, int64_t nb);
+void moe_q5_0_dequantize(const void *x, float *y, int64_t nb);
+void moe_q5_1_quantize(const float *x, void *y, int64_t nb);
+void moe_q5_1_dequantize(const void *x, float *y, int64_t nb);
+void moe_q8_0_quantize(const float *x, void *y, int64_t nb);
+void moe_q8_0_dequantize(const void *x, float *y, int64_t nb);
+
+/* K-quants (quant_k.c). */
+void moe_q2_k_quantize(const float *x, void *y, int64_t nb);
+void moe_q2_k_dequantize(const void *x, float *y, int64_t nb);
+void moe_q3_k_quantize(const float *x, void *y, int64_t nb);
+void moe_q3_k_dequantize(const void *x, float *y, int64_t nb);
+void moe_q4_k_quantize(const float *x, void *y, int64_t nb);
+void moe_q4_k_dequantize(const void *x, float *y, int64_t nb);
+void moe_q5_k_quantize(const float *x, void *y, int64_t nb);
+void moe_q5_k_dequantize(const void *x, float *y, int64_t nb);
+void moe_q6_k_quantize(const float *x, void *y, int64_t nb);
+void moe_q6_k_dequantize(const void *x, float *y, int64_t nb);
+void moe_q8_k_quantize(const float *x, void *y, int64_t nb);
+void moe_q8_k_dequantize(const void *x, float *y, int64_t nb);
+
+/* Non-linear 4-bit (quant_iq.c). */
+void moe_iq4_nl_quantize(const float *x, void *y, int64_t nb);
+void moe_iq4_nl_dequantize(const void *x, float *y, int64_t nb);
+void moe_iq4_xs_quantize(const float *x, void *y, int64_t nb);
+void moe_iq4_xs_dequantize(const void *x, float *y, int64_t nb);
+
+/* Ternary (quant_tq.c). */
+void moe_tq1_0_quantize(const float *x, void *y, int64_t nb);
+void moe_tq1_0_dequantize(const void *x, float *y, int64_t nb);
+void moe_tq2_0_quantize(const float *x, void *y, int64_t nb);
+void moe_tq2_0_dequantize(const void *x, float *y, int64_t nb);
+
+/* OCP microscaling FP4 (quant_mx.c). */
+void moe_mxfp4_quantize(const float *x, void *y, int64_t nb);
+void moe_mxfp4_dequantize(const void *x, float *y, int64_t nb);
+
+#endif
