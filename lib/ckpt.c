@@ -338,6 +338,7 @@ static int load_json(struct moe_ckpt *ck, struct moe_input *in, json_t **out)
 		free(buf);
 		return moe_error_set(&ck->err, (int)r, "%s", moe_input_errstr(in));
 	}
+	ck->bytes_extra += len;
 	*out = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
 	free(buf);
 	if (*out == NULL)
