@@ -157,6 +157,8 @@ int moe_output_pwrite(struct moe_output *o, const void *buf, size_t n, uint64_t 
 {
 	int rc;
 
+	if (o->err.code)
+		return o->err.code;
 	if (o->stream)
 		return moe_error_set(&o->err, MOE_ESEEK, "output is not seekable");
 	if ((rc = flush(o)) != 0)
