@@ -102,6 +102,11 @@ void moe_q6_k_dequantize(const void *x, float *y, int64_t nb);
 void moe_q8_k_quantize(const float *x, void *y, int64_t nb);
 void moe_q8_k_dequantize(const void *x, float *y, int64_t nb);
 
+/* Activation formats and K-quant dot products (quant_dot.c, quant_kdot.c). */
+void moe_q8_1_dequantize(const void *x, float *y, int64_t nb);
+int moe_vec_dot_k(enum moe_dtype t, int64_t nb, const void *w, const void *a,
+	float *out);
+
 /* Non-linear 4-bit (quant_iq.c). */
 void moe_iq4_nl_quantize(const float *x, void *y, int64_t nb);
 void moe_iq4_nl_dequantize(const void *x, float *y, int64_t nb);
