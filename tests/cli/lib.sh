@@ -52,10 +52,11 @@ test_golden() {
 
 # test_fails STATUS CMD...: CMD must exit with STATUS (1 or 2), print exactly
 # one line on stderr that starts with the tool's name, and not crash.
+# CMD's stdout goes to $FAILS_STDOUT if set (e.g. /dev/full).
 test_fails() {
 	want=$1
 	shift
-	"$@" >"$TMPD/.fout" 2>"$TMPD/.ferr"
+	"$@" >"${FAILS_STDOUT:-$TMPD/.fout}" 2>"$TMPD/.ferr"
 	got=$?
 	if [ "$got" != "$want" ]; then
 		say "expected exit $want, got $got from: $*"
