@@ -77,7 +77,7 @@ void moe_q8_1_dequantize(const void *vx, float *y, int64_t nb)
 enum moe_dtype moe_vec_dot_type(enum moe_dtype t)
 {
 	switch (t) {
-	case MOE_DT_Q4_0: case MOE_DT_Q5_0: case MOE_DT_Q8_0:
+	case MOE_DT_Q4_0: case MOE_DT_Q5_0: case MOE_DT_Q8_0: case MOE_DT_MXFP4:
 		return MOE_DT_Q8_0;
 	case MOE_DT_Q4_1: case MOE_DT_Q5_1:
 		return MOE_DT_Q8_1;
@@ -221,6 +221,7 @@ int moe_vec_dot(enum moe_dtype t, int64_t n, const void *w, const void *a,
 	case MOE_DT_Q5_0: *out = dot_q5_0(n / 32, w, a); return 0;
 	case MOE_DT_Q5_1: *out = dot_q5_1(n / 32, w, a); return 0;
 	case MOE_DT_Q8_0: *out = dot_q8_0(n / 32, w, a); return 0;
+	case MOE_DT_MXFP4: *out = moe_mxfp4_vec_dot(n / 32, w, a); return 0;
 	default: return moe_vec_dot_k(t, n / QK_K, w, a, out);
 	}
 }

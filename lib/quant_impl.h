@@ -9,6 +9,18 @@
 #include "fpconv.h"
 
 /*
+ * Bit-exactness needs every a * b + c rounded twice, as in the build that
+ * made ggml's reference data: a compiler allowed to fuse them into FMA
+ * (clang's default, GCC in GNU mode with -march=native) changes the
+ * K-quant and IQ4 scale searches. Forbid contraction in the kernels.
+ */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+/*
  * Every kernel works on `nb` consecutive blocks: ggml's reference
  * quantizers never look across blocks, so a tensor of rows is just a run
  * of blocks. Bit-exactness with ggml depends on doing the same float
@@ -122,5 +134,6 @@ void moe_tq2_0_dequantize(const void *x, float *y, int64_t nb);
 /* OCP microscaling FP4 (quant_mx.c). */
 void moe_mxfp4_quantize(const float *x, void *y, int64_t nb);
 void moe_mxfp4_dequantize(const void *x, float *y, int64_t nb);
+float moe_mxfp4_vec_dot(int64_t nb, const void *x, const void *y);
 
 #endif

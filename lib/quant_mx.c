@@ -94,3 +94,23 @@ void moe_mxfp4_dequantize(const void *vx, float *y, int64_t nb)
 		}
 	}
 }
+
+/* Dot product with a Q8_0 activation row (ggml's generic
+ * vec_dot_mxfp4_q8_0: the two scales are multiplied first). */
+float moe_mxfp4_vec_dot(int64_t nb, const void *vx, const void *vy)
+{
+	const uint8_t *x = vx, *y = vy;
+	float sumf = 0;
+
+	for (int64_t i = 0; i < nb; i++, x += 17, y += 34) {
+		float d = q_f32_from_le16(y) * e8m0_half(x[0]);
+		int sumi = 0;
+
+		for (int j = 0; j < 16; j++) {
+			sumi += (int8_t)y[2 + j] * MXFP4_LEVELS[x[1 + j] & 0xf];
+			sumi += (int8_t)y[2 + j + 16] * MXFP4_LEVELS[x[1 + j] >> 4];
+		}
+		sumf += d * (float)sumi;
+	}
+	return sumf;
+}

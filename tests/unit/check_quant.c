@@ -270,6 +270,39 @@ START_TEST(ternary_known_answers)
 }
 END_TEST
 
+/* NaN, infinities, huge and subnormal inputs must not trip undefined
+ * behaviour (run under -fsanitize=undefined,float-cast-overflow), and
+ * blocks without them stay finite: values 512..767 are clean. */
+START_TEST(non_finite_inputs_are_safe)
+{
+	enum { N = 768 };
+	float x[N], y[N];
+
+	for (int j = 0; j < N; j++)
+		x[j] = (float)(j % 7) - 3.0f;
+	x[3] = NAN;
+	x[40] = INFINITY;
+	x[300] = -INFINITY;
+	x[301] = FLT_MAX;
+	x[302] = -FLT_MAX;
+	x[500] = 1e-45f;
+	for (size_t i = 0; i < NTYPES; i++) {
+		enum moe_dtype t = moe_dtype_from_name(TYPES[i].name);
+		uint8_t *q = quantize(t, x, 1, N), a[1024];
+		float dot;
+
+		ck_assert_int_eq(moe_dequantize_row(t, q, y, N), 0);
+		for (int j = 512; j < N; j++)
+			ck_assert_msg(isfinite(y[j]), "%s [%d]", TYPES[i].name, j);
+		if (moe_vec_dot_type(t) != MOE_DT_INVALID) {
+			ck_assert_int_eq(moe_quantize_row_act(moe_vec_dot_type(t), x, a, N), 0);
+			ck_assert_int_eq(moe_vec_dot(t, N, q, a, &dot), 0);
+		}
+		free(q);
+	}
+}
+END_TEST
+
 /* dequantize(quantize(x)) against per-type error bounds on normal data. */
 static double rel_rmse(enum moe_dtype t, const float *x, int64_t n, float *y)
 {
@@ -354,7 +387,7 @@ START_TEST(vec_dot_matches_dequantized_dot)
 {
 	static const enum moe_dtype W[] = {
 		MOE_DT_Q4_0, MOE_DT_Q4_1, MOE_DT_Q5_0, MOE_DT_Q5_1, MOE_DT_Q8_0,
-		MOE_DT_Q4_K, MOE_DT_Q5_K, MOE_DT_Q6_K,
+		MOE_DT_Q4_K, MOE_DT_Q5_K, MOE_DT_Q6_K, MOE_DT_MXFP4,
 	};
 	enum { N = 1024 };
 	float w[N], a[N], wd[N], ad[N], got;
@@ -418,7 +451,7 @@ static int open_ref(struct moe_ckpt **ck, const char *dir, const char *file)
 	char path[4096];
 	int rc;
 
-	snprintf(path, sizeof path, "%s/ref/quant/%s", dir, file);
+	snprintf(path, sizeof path, "%s/ref/%s", dir, file);
 	ck_assert_int_eq(moe_ckpt_new(ck), 0);
 	rc = moe_ckpt_open(*ck, path);
 	if (rc != 0 && rc != MOE_EUNSUP)
@@ -443,7 +476,8 @@ static long compare_tensor(enum moe_dtype t, struct refset *r,
 {
 	const struct moe_tensor *tq = moe_ckpt_find(r->q, ti->name);
 	const struct moe_tensor *td = moe_ckpt_find(r->dq, ti->name);
-	int64_t rows = (int64_t)ti->shape[0], n = (int64_t)ti->shape[ti->ndim - 1];
+	int64_t n = (int64_t)ti->shape[ti->ndim - 1];
+	int64_t rows = (int64_t)moe_tensor_numel(ti) / n;
 	float *x, *y, *yref;
 	uint8_t *qref, *q;
 	long bad = 0;
@@ -483,27 +517,77 @@ START_TEST(reference_vectors_match_exactly)
 
 	if (!dir)
 		return;
-	if (open_ref(&r.in, dir, "quant-input.gguf") == MOE_EUNSUP) {
+	if (open_ref(&r.in, dir, "quant/quant-input.gguf") == MOE_EUNSUP) {
 		fprintf(stderr, "note: %s: GGUF reading not available; skipping reference check\n", name);
 		moe_ckpt_free(r.in);
 		return;
 	}
-	snprintf(file, sizeof file, "quant-%s.gguf", name);
+	snprintf(file, sizeof file, "quant/quant-%s.gguf", name);
 	ck_assert_int_eq(open_ref(&r.q, dir, file), 0);
-	snprintf(file, sizeof file, "dequant-%s.gguf", name);
+	snprintf(file, sizeof file, "quant/dequant-%s.gguf", name);
 	ck_assert_int_eq(open_ref(&r.dq, dir, file), 0);
 	for (size_t i = 0; i < moe_ckpt_ntensors(r.in); i++) {
 		const struct moe_tensor *ti = moe_ckpt_tensor(r.in, i);
 
-		if (ti->dtype != MOE_DT_F32 || ti->ndim != 2)
+		if (ti->dtype != MOE_DT_F32 || ti->ndim < 1 || ti->shape[ti->ndim - 1] == 0)
 			continue;
 		bad += compare_tensor(t, &r, ti);
 		ntensors++;
 	}
-	ck_assert_int_eq(ntensors, 15);
+	ck_assert_int_gt(ntensors, 0);
 	if (getenv("MOE_TEST_VERBOSE"))
 		fprintf(stderr, "%s: %d tensors, %ld differences\n", name, ntensors, bad);
 	ck_assert_msg(bad == 0, "%s: %ld differences", name, bad);
+	moe_ckpt_free(r.in);
+	moe_ckpt_free(r.q);
+	moe_ckpt_free(r.dq);
+}
+END_TEST
+
+/*
+ * llama-quantize --pure made the Q8_0/Q4_0 copies of two reference
+ * models; their quantized tensors (3-D expert stacks included, quantized
+ * row by row) must equal ours, and ggml's dequantized copies ours.
+ */
+static const struct { const char *f32, *quant; } MODELS[] = {
+	{ "llama-moe-f32", "llama-moe-q8_0" }, { "llama-moe-f32", "llama-moe-q4_0" },
+	{ "qwen2moe-f32", "qwen2moe-q8_0" }, { "qwen2moe-f32", "qwen2moe-q4_0" },
+};
+
+START_TEST(reference_models_match_exactly)
+{
+	const char *dir = moe_test_shared();
+	struct refset r = { NULL, NULL, NULL };
+	char file[128];
+	long bad = 0;
+	int nq = 0;
+
+	if (!dir)
+		return;
+	snprintf(file, sizeof file, "models/%s.gguf", MODELS[_i].f32);
+	if (open_ref(&r.in, dir, file) == MOE_EUNSUP) {
+		fprintf(stderr, "note: GGUF reading not available; skipping model check\n");
+		moe_ckpt_free(r.in);
+		return;
+	}
+	snprintf(file, sizeof file, "models/%s.gguf", MODELS[_i].quant);
+	ck_assert_int_eq(open_ref(&r.q, dir, file), 0);
+	snprintf(file, sizeof file, "models/%s-dequant-f32.gguf", MODELS[_i].quant);
+	ck_assert_int_eq(open_ref(&r.dq, dir, file), 0);
+	for (size_t i = 0; i < moe_ckpt_ntensors(r.q); i++) {
+		const struct moe_tensor *tq = moe_ckpt_tensor(r.q, i);
+		const struct moe_tensor *ti = moe_ckpt_find(r.in, tq->name);
+
+		if (!moe_dtype_is_quantized(tq->dtype))
+			continue;
+		ck_assert_msg(ti != NULL, "%s", tq->name);
+		bad += compare_tensor(tq->dtype, &r, ti);
+		nq++;
+	}
+	ck_assert_int_gt(nq, 0);
+	if (getenv("MOE_TEST_VERBOSE"))
+		fprintf(stderr, "%s: %d tensors, %ld differences\n", MODELS[_i].quant, nq, bad);
+	ck_assert_msg(bad == 0, "%s: %ld differences", MODELS[_i].quant, bad);
 	moe_ckpt_free(r.in);
 	moe_ckpt_free(r.q);
 	moe_ckpt_free(r.dq);
@@ -525,11 +609,14 @@ static Suite *quant_suite(void)
 	tcase_add_test(tc, q4_1_and_q5_1_exact_ramps);
 	tcase_add_test(tc, mxfp4_known_answers);
 	tcase_add_test(tc, ternary_known_answers);
+	tcase_add_test(tc, non_finite_inputs_are_safe);
 	tcase_add_test(tc, relative_rmse_bounds);
 	tcase_add_test(tc, q8_0_q4_0_elementwise_bounds);
 	tcase_add_test(tc, vec_dot_matches_dequantized_dot);
 	tcase_add_test(tc, vec_dot_q8_0_by_hand);
 	tcase_add_loop_test(tc, reference_vectors_match_exactly, 0, NREF);
+	tcase_add_loop_test(tc, reference_models_match_exactly, 0,
+		sizeof MODELS / sizeof MODELS[0]);
 	suite_add_tcase(s, tc);
 	return s;
 }
