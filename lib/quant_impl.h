@@ -69,7 +69,17 @@ static inline int8_t q_trunc_i8(float v)
 	return b < 128 ? (int8_t)b : (int8_t)(b - 256);
 }
 
-static inline uint16_t q_f16(float f) { return moe_f32_to_f16(f); }
+/* roundf(v) (halves away from zero) as an int, without the libm call
+ * baseline x86-64 needs: v + 0.5 is exact in double, so truncating it is
+ * exactly roundf. Out of range gives INT32_MIN like q_trunc_i32(). */
+static inline int32_t q_round_away(float v)
+{
+	double d = (double)v;
+
+	if (!(d > -2147483648.0 && d < 2147483648.0))
+		return INT32_MIN;
+	return (int32_t)(d + copysign(0.5, d));
+}
 
 static inline float q_f32_from_le16(const uint8_t *p)
 {

@@ -216,14 +216,17 @@ void moe_q8_0_quantize(const float *x, void *vy, int64_t nb)
 		float amax = 0.0f, d, id;
 
 		/* ggml's MAX(): a NaN makes amax NaN, unlike fmaxf() */
-		for (int j = 0; j < QK; j++)
-			amax = amax > fabsf(x[j]) ? amax : fabsf(x[j]);
+		for (int j = 0; j < QK; j++) {
+			float a = fabsf(x[j]);
+
+			amax = amax > a ? amax : a;
+		}
 		d = amax / 127;
 		id = d != 0.0f ? 1.0f / d : 0.0f;
 		q_put_f16(y, d);
 		/* roundf: halves away from zero (the runtime quantizer differs) */
 		for (int j = 0; j < QK; j++)
-			y[2 + j] = (uint8_t)q_trunc_i8(roundf(x[j] * id));
+			y[2 + j] = (uint8_t)(q_round_away(x[j] * id) & 0xff);
 	}
 }
 
