@@ -34,6 +34,7 @@ struct moe_input {
 };
 
 #define BUFCAP (4 * MOE_INPUT_PEEK_MAX)
+#define FILE_READ_MIN 4096
 
 static int input_alloc(struct moe_input **out, const char *name, enum kind k)
 {
@@ -154,6 +155,7 @@ int moe_input_seekable(const struct moe_input *in)
 static ssize_t fetch(struct moe_input *in, size_t want)
 {
 	unsigned char *dst;
+	size_t room;
 	ssize_t r;
 
 	if (in->start > 0 && in->start + in->len + want > BUFCAP) {
@@ -161,7 +163,14 @@ static ssize_t fetch(struct moe_input *in, size_t want)
 		in->start = 0;
 	}
 	dst = in->buf + in->start + in->len;
-	want = BUFCAP - in->start - in->len;
+	/* A file is read as far as asked, not a whole buffer ahead (a fresh
+	 * small read takes a page): listing a checkpoint then reads its
+	 * headers and not the data after them. Streams take what they get. */
+	room = BUFCAP - in->start - in->len;
+	if (in->kind != K_FILE || want > room)
+		want = room;
+	else if (in->len == 0 && want < FILE_READ_MIN)
+		want = FILE_READ_MIN < room ? FILE_READ_MIN : room;
 	do {
 		if (in->kind == K_FILE)
 			r = pread(in->fd, dst, want, (off_t)(in->pos + in->len));

@@ -237,6 +237,8 @@ int moe_safetensors_load(struct moe_ckpt *ck, int file)
 	int64_t fsize = moe_input_size(in);
 	unsigned char lenbuf[8];
 	uint64_t hlen = 0;
+	const void *p;
+	size_t got;
 	json_error_t je;
 	json_t *root;
 	char *hdr;
@@ -257,7 +259,13 @@ int moe_safetensors_load(struct moe_ckpt *ck, int file)
 			(unsigned long long)hlen, (long long)fsize);
 	if ((hdr = malloc(hlen ? hlen : 1)) == NULL)
 		return moe_error_set(&ck->err, MOE_ENOMEM, "out of memory");
-	if ((rc = moe_input_read(in, hdr, hlen)) != 0) {
+	/* Peeking first fetches just the rest of the header into the
+	 * buffer, so no data bytes are read along with it. */
+	rc = moe_input_peek(in, hlen < MOE_INPUT_PEEK_MAX ? hlen : MOE_INPUT_PEEK_MAX,
+		&p, &got);
+	if (rc == 0)
+		rc = moe_input_read(in, hdr, hlen);
+	if (rc != 0) {
 		free(hdr);
 		if (rc == MOE_ETRUNC)
 			return moe_error_set(&ck->err, rc,
