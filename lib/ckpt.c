@@ -390,6 +390,14 @@ static int load_json_input(struct moe_ckpt *ck, struct moe_input *in, const char
 	return 0;
 }
 
+/* Name of the first local header (at 30, length at 26) ends in "data.pkl". */
+static int zip_first_is_pickle(const unsigned char *p, size_t n)
+{
+	size_t len = (size_t)p[26] | (size_t)p[27] << 8;
+
+	return len >= 8 && 30 + len <= n && memcmp(p + 30 + len - 8, "data.pkl", 8) == 0;
+}
+
 int moe_ckpt_load_input(struct moe_ckpt *ck, struct moe_input *in, const char *name)
 {
 	const void *p;
@@ -402,9 +410,15 @@ int moe_ckpt_load_input(struct moe_ckpt *ck, struct moe_input *in, const char *n
 		return rc;
 	}
 	switch (moe_sniff_bytes(p, got)) {
+	case MOE_SNIFF_ZIP:
+		/* torch.save writes <dir>/data.pkl first; other zips are archives */
+		if (got >= 30 && zip_first_is_pickle(p, got))
+			break;
+		rc = moe_archive_load(ck, in);
+		moe_input_free(in);
+		return rc;
 	case MOE_SNIFF_GGUF:
 	case MOE_SNIFF_SAFETENSORS:
-	case MOE_SNIFF_ZIP:
 		break;
 	case MOE_SNIFF_TAR:
 	case MOE_SNIFF_COMPRESSED:
