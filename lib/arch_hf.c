@@ -146,14 +146,15 @@ static void set_dense(struct moe_layer *L, uint32_t d_ff)
 	L->d_ff = d_ff;
 }
 
-static int mixtral_like(struct moe_arch *a, json_t *c)
+static int mixtral_like_keys(struct moe_arch *a, json_t *c, const char *ekey,
+	int tie_default)
 {
 	uint32_t e, k, dff, win, i;
 	int rc;
 
-	if ((rc = base(a, c, 0)) != 0)
+	if ((rc = base(a, c, tie_default)) != 0)
 		return rc;
-	U32(c, &e, 0, 1, "num_local_experts");
+	U32(c, &e, 0, 1, ekey);
 	U32(c, &k, 2, 0, "num_experts_per_tok");
 	U32(c, &dff, 0, 1, "intermediate_size");
 	U32(c, &win, 0, 0, "sliding_window");
@@ -164,6 +165,11 @@ static int mixtral_like(struct moe_arch *a, json_t *c)
 			return rc;
 	}
 	return 0;
+}
+
+static int mixtral_like(struct moe_arch *a, json_t *c)
+{
+	return mixtral_like_keys(a, c, "num_local_experts", 0);
 }
 
 static int fam_mixtral(struct moe_arch *a, json_t *c)
@@ -364,6 +370,42 @@ static int fam_deepseek(struct moe_arch *a, json_t *c)
 static int fam_deepseek_v2(struct moe_arch *a, json_t *c)
 {
 	return deepseek_like(a, c, 1, 0);
+}
+
+/* DeepSeek's own inference config (inference/configs/config_*.json):
+ * the same model under other key names; renamed, then read as HF. */
+static int fam_deepseek_infer(struct moe_arch *a, json_t *c)
+{
+	static const char *const ren[][2] = {
+		{ "dim", "hidden_size" }, { "inter_dim", "intermediate_size" },
+		{ "moe_inter_dim", "moe_intermediate_size" }, { "n_layers", "num_hidden_layers" },
+		{ "n_dense_layers", "first_k_dense_replace" }, { "n_heads", "num_attention_heads" },
+		{ "n_activated_experts", "num_experts_per_tok" }, { "n_expert_groups", "n_group" },
+		{ "n_limited_groups", "topk_group" }, { "route_scale", "routed_scaling_factor" },
+		{ "score_func", "scoring_func" },
+	};
+	json_t *h = json_deep_copy(c);
+	const char *score;
+	size_t i;
+	int rc;
+
+	if (h == NULL)
+		return moe_error_set(&a->err, MOE_ENOMEM, "out of memory");
+	for (i = 0; i < sizeof ren / sizeof ren[0]; i++) {
+		json_t *v = json_object_get(h, ren[i][0]);
+
+		if (v && json_object_set(h, ren[i][1], v) != 0) {
+			json_decref(h);
+			return moe_error_set(&a->err, MOE_ENOMEM, "out of memory");
+		}
+	}
+	score = json_string_value(json_object_get(h, "scoring_func"));
+	if (score && strcmp(score, "sigmoid") == 0)
+		json_object_set_new(h, "topk_method", json_string("noaux_tc"));
+	json_object_set_new(h, "norm_topk_prob", json_boolean(score && strcmp(score, "sigmoid") == 0));
+	rc = deepseek_like(a, h, 1, 0);
+	json_decref(h);
+	return rc;
 }
 
 static int fam_glm4_moe(struct moe_arch *a, json_t *c)
@@ -615,6 +657,97 @@ static int fam_switch(struct moe_arch *a, json_t *c)
 	return 0;
 }
 
+
+/* MiniMax-M2: GQA with full-width q/k RMSNorm, sigmoid routing with a
+ * score-correction bias; its MTP modules are not in the main weights. */
+static int fam_minimax_m2(struct moe_arch *a, json_t *c)
+{
+	uint32_t e, k, dff, dsh, i;
+	int rc;
+
+	if ((rc = base(a, c, 0)) != 0)
+		return rc;
+	U32(c, &e, 0, 1, "num_local_experts");
+	U32(c, &k, 0, 1, "num_experts_per_tok");
+	U32(c, &dff, 0, 1, "intermediate_size");
+	U32(c, &dsh, 0, 0, "shared_intermediate_size");
+	a->gating = MOE_GATE_SIGMOID;
+	a->norm_topk = 1;
+	for (i = 0; i < a->n_layers; i++) {
+		struct moe_layer *L = &a->layers[i];
+
+		if (jbool(c, "use_qk_norm", 0)) {
+			L->q_norm = L->n_head * L->head_dim;
+			L->k_norm = L->n_head_kv * L->head_dim;
+		}
+		if ((rc = set_moe(a, c, L, e, k, dff)) != 0)
+			return rc;
+		L->score_bias = (uint8_t)jbool(c, "use_routing_bias", 0);
+		L->d_shared = dsh;
+		L->n_shared = dsh ? 1 : 0;
+	}
+	return 0;
+}
+
+/* Element i of a per-layer list, or the scalar itself. */
+static int list_u32(struct moe_arch *a, json_t *c, const char *key, uint32_t i,
+	uint32_t *out)
+{
+	json_t *v = json_object_get(c, key);
+	json_int_t x;
+
+	if (json_is_array(v))
+		v = json_array_get(v, i < json_array_size(v) ? i : json_array_size(v) - 1);
+	if (!json_is_integer(v) || (x = json_integer_value(v)) < 0 || x > UINT32_MAX)
+		return moe_error_set(&a->err, MOE_EFORMAT,
+			"config.json: '%s' is missing or not a count for layer %u", key, i);
+	*out = (uint32_t)x;
+	return 0;
+}
+
+/* Hunyuan-A13B: per-layer lists for top-k, shared experts and expert
+ * width; the shared MLP is intermediate_size x num_shared_expert wide. */
+static int fam_hunyuan(struct moe_arch *a, json_t *c)
+{
+	uint32_t e, dff, i, k, nsh, dexp;
+	int rc;
+
+	if ((rc = base(a, c, 1)) != 0)
+		return rc;
+	U32(c, &e, 0, 1, "num_experts");
+	U32(c, &dff, 0, 1, "intermediate_size");
+	a->norm_topk = (uint8_t)jbool(c, "norm_topk_prob", 1);
+	for (i = 0; i < a->n_layers; i++) {
+		struct moe_layer *L = &a->layers[i];
+
+		if ((rc = list_u32(a, c, "moe_topk", i, &k)) != 0 ||
+			(rc = list_u32(a, c, "num_shared_expert", i, &nsh)) != 0 ||
+			(rc = list_u32(a, c, "moe_intermediate_size", i, &dexp)) != 0)
+			return rc;
+		if (jbool(c, "use_qk_norm", 0))
+			L->q_norm = L->k_norm = L->head_dim;
+		L->qkv_bias = L->o_bias = (uint8_t)jbool(c, "attention_bias", 0);
+		if ((rc = set_moe(a, c, L, e, k, dexp)) != 0)
+			return rc;
+		if (jbool(c, "use_mixed_mlp_moe", 0)) {
+			L->n_shared = nsh;
+			L->d_shared = nsh * dff;
+		}
+	}
+	return 0;
+}
+
+/* MiniCPM: MoE only when num_experts is set (MiniCPM-MoE-8x2B). */
+static int fam_minicpm(struct moe_arch *a, json_t *c)
+{
+	uint64_t e = 0;
+
+	if (jnum_u(c, "num_experts", &e) != 1 || e == 0)
+		return moe_error_set(&a->err, MOE_EUNSUP,
+			"model_type 'minicpm' without num_experts is a dense model, not an MoE");
+	return mixtral_like_keys(a, c, "num_experts", 1);
+}
+
 static const struct family {
 	const char *model_type;
 	const char *family;
@@ -624,14 +757,18 @@ static const struct family {
 	{ "deepseek", "deepseek", fam_deepseek },
 	{ "deepseek_v2", "deepseek_v2", fam_deepseek_v2 },
 	{ "deepseek_v3", "deepseek_v3", fam_deepseek_v2 },
+	{ "deepseek-inference", "deepseek_v2", fam_deepseek_infer },
 	{ "glm4_moe", "glm4_moe", fam_glm4_moe },
 	{ "gpt_oss", "gpt_oss", fam_gpt_oss },
 	{ "granitemoe", "granitemoe", fam_granitemoe },
+	{ "hunyuan", "hunyuan", fam_hunyuan },
 	{ "jamba", "jamba", fam_jamba },
 	{ "jetmoe", "jetmoe", fam_jetmoe },
 	{ "kimi_k2", "deepseek_v3", fam_deepseek_v2 },
 	{ "llama4", "llama4", fam_llama4 },
 	{ "llama4_text", "llama4", fam_llama4 },
+	{ "minicpm", "minicpm", fam_minicpm },
+	{ "minimax_m2", "minimax_m2", fam_minimax_m2 },
 	{ "mixtral", "mixtral", fam_mixtral },
 	{ "olmoe", "olmoe", fam_olmoe },
 	{ "phimoe", "phimoe", fam_phimoe },
@@ -643,17 +780,21 @@ static const struct family {
 const char *moe_arch_supported(void)
 {
 	return "dbrx, deepseek, deepseek_v2, deepseek_v3, glm4_moe, gpt_oss, "
-		"granitemoe, jamba, jetmoe, kimi_k2, llama4, llama4_text, mixtral, "
-		"olmoe, phimoe, qwen2_moe, qwen3_moe, switch_transformers";
+		"granitemoe, hunyuan, jamba, jetmoe, kimi_k2, llama4, llama4_text, "
+		"minicpm (MoE variant), minimax_m2, mixtral, olmoe, phimoe, qwen2_moe, "
+		"qwen3_moe, switch_transformers";
 }
 
-/* Configs without model_type: recognise legacy JetMoE by its architectures. */
+/* Configs without model_type: legacy JetMoE by its architectures, DeepSeek's
+ * inference configs by their key names. */
 static const char *guess_type(json_t *c)
 {
 	const char *arch = json_string_value(json_array_get(json_object_get(c, "architectures"), 0));
 
 	if (arch && strcmp(arch, "JetMoEForCausalLM") == 0)
 		return "jetmoe";
+	if (json_object_get(c, "moe_inter_dim") && json_object_get(c, "dim"))
+		return "deepseek-inference";
 	return NULL;
 }
 
