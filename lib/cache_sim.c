@@ -48,75 +48,68 @@ void moe_cache_sim_free(struct moe_cache_sim *s)
 	free(s);
 }
 
-/* Nonzero when a has the higher priority (stays in the smaller cache). */
-static inline int higher(const struct moe_cache_sim *s, int pol, uint16_t a, uint16_t b)
-{
-	switch (pol) {
-	case MOE_CACHE_LRU:
-		return s->last[a] > s->last[b];
-	case MOE_CACHE_LFU:
-		return s->uses[a] != s->uses[b] ? s->uses[a] > s->uses[b] :
-			s->last[a] > s->last[b];
-	default:
-		return s->next[a] != s->next[b] ? s->next[a] < s->next[b] : a < b;
-	}
-}
-
 /*
  * One access to x. For a cache of c < p experts (p = depth of x), x is a
  * miss and the victim is the lowest-priority of stack[0..c); carrying that
  * victim down the stack, each slot keeps the higher-priority of the carry
- * and its old occupant, and x's old slot receives the last carry.
+ * and its old occupant, and x's old slot receives the last carry. HIGHER
+ * (a, b) is nonzero when a stays in the smaller cache; one copy of the loop
+ * per policy keeps the comparison inline.
  */
-static uint32_t access1(struct moe_cache_sim *s, int pol, uint16_t x, uint32_t *len)
-{
-	uint32_t p = s->pos[x] >= 0 ? (uint32_t)s->pos[x] : *len;
-	uint16_t carry;
-
-	if (p == 0 && *len > 0)
-		return 0;    /* already on top */
-	if (*len == 0) {
-		s->stack[0] = x;
-		s->pos[x] = 0;
-		*len = 1;
-		return 0;
-	}
-	carry = s->stack[0];
-	for (uint32_t i = 1; i < p; i++) {
-		uint16_t y = s->stack[i];
-		if (higher(s, pol, carry, y)) {
-			s->stack[i] = carry;
-			s->pos[carry] = (int32_t)i;
-			carry = y;
-		}
-	}
-	s->stack[p] = carry;
-	s->pos[carry] = (int32_t)p;
-	s->stack[0] = x;
-	s->pos[x] = 0;
-	if (p == *len)
-		++*len;
-	return p;
+#define DEFINE_RUN(name, HIGHER)                                              \
+static void name(struct moe_cache_sim *s, const uint16_t *ids, size_t n,      \
+	uint64_t *depth)                                                      \
+{                                                                             \
+	uint16_t *st = s->stack;                                              \
+	int32_t *pos = s->pos;                                                \
+	const uint64_t *last = s->last, *uses = s->uses, *next = s->next;     \
+	uint32_t len = 0;                                                     \
+	(void)last, (void)uses, (void)next;                                   \
+	for (size_t t = 0; t < n; t++) {                                      \
+		uint16_t x = ids[t], carry;                                   \
+		uint32_t p;                                                   \
+		if (pos[x] < 0) {                                             \
+			depth[s->n]++;                                        \
+			p = len++;                                            \
+		} else {                                                      \
+			p = (uint32_t)pos[x];                                 \
+			depth[p]++;                                           \
+		}                                                             \
+		if (p > 0) {                                                  \
+			carry = st[0];                                        \
+			for (uint32_t i = 1; i < p; i++) {                    \
+				uint16_t y = st[i];                           \
+				if (HIGHER(carry, y)) {                       \
+					st[i] = carry;                        \
+					pos[carry] = (int32_t)i;              \
+					carry = y;                            \
+				}                                             \
+			}                                                     \
+			st[p] = carry;                                        \
+			pos[carry] = (int32_t)p;                              \
+		}                                                             \
+		st[0] = x;                                                    \
+		pos[x] = 0;                                                   \
+		s->last[x] = t + 1;                                           \
+		s->uses[x]++;                                                 \
+		s->next[x] = s->nextuse[t];                                   \
+	}                                                                     \
 }
 
-static void run_policy(struct moe_cache_sim *s, int pol, const uint16_t *ids,
-	size_t n, uint64_t *depth)
-{
-	uint32_t len = 0;
+/* LRU: the carry is always older, so this is move-to-front. */
+#define LRU_HIGHER(a, b) (last[a] > last[b])
+#define LFU_HIGHER(a, b) (uses[a] != uses[b] ? uses[a] > uses[b] : last[a] > last[b])
+#define OPT_HIGHER(a, b) (next[a] != next[b] ? next[a] < next[b] : (a) < (b))
+DEFINE_RUN(run_lru, LRU_HIGHER)
+DEFINE_RUN(run_lfu, LFU_HIGHER)
+DEFINE_RUN(run_opt, OPT_HIGHER)
 
+static void reset(struct moe_cache_sim *s)
+{
 	for (uint32_t e = 0; e < s->n; e++) {
 		s->pos[e] = -1;
 		s->last[e] = s->uses[e] = 0;
 		s->next[e] = NEVER;
-	}
-	for (size_t t = 0; t < n; t++) {
-		uint16_t x = ids[t];
-		int cold = s->pos[x] < 0;
-		uint32_t p = access1(s, pol, x, &len);
-		depth[cold ? s->n : p]++;
-		s->last[x] = t + 1;
-		s->uses[x]++;
-		s->next[x] = s->nextuse[t];
 	}
 }
 
@@ -137,8 +130,12 @@ int moe_cache_sim_run(struct moe_cache_sim *s, const uint16_t *ids, size_t n,
 		s->nextuse[t] = s->next[ids[t]];
 		s->next[ids[t]] = t;
 	}
-	for (int pol = 0; pol < MOE_CACHE_NPOLICY; pol++)
-		run_policy(s, pol, ids, n, depth + (size_t)pol * (s->n + 1));
+	reset(s);
+	run_lru(s, ids, n, depth + (size_t)MOE_CACHE_LRU * (s->n + 1));
+	reset(s);
+	run_lfu(s, ids, n, depth + (size_t)MOE_CACHE_LFU * (s->n + 1));
+	reset(s);
+	run_opt(s, ids, n, depth + (size_t)MOE_CACHE_OPT * (s->n + 1));
 	return 0;
 }
 

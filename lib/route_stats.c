@@ -3,8 +3,10 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "error.h"
 
@@ -14,6 +16,7 @@
 #define PROB_SCALE 4294967296.0   /* 2^32: p in [0, 1] */
 #define LSE_SCALE 65536.0         /* 2^16 */
 #define MAX_MATRIX_ENTRIES (1u << 27)
+#define MAX_THREADS 16
 
 __extension__ typedef __int128 i128;
 
@@ -42,7 +45,8 @@ struct moe_route_stats {
 	uint64_t tokens;
 	int matrices;
 	struct layer *L;          /* (n_moe) */
-	struct moe_cache_sim *sim;
+	struct moe_cache_sim *sim[MAX_THREADS];   /* one per cache thread */
+	int n_threads;
 	int have_prev;
 	uint32_t prev_seq, prev_pos;
 	uint64_t tick;
@@ -161,8 +165,15 @@ static int alloc_layers(struct moe_route_stats *s)
 		if (s->o.window)
 			y->wload = zalloc(E, sizeof *y->wload, &oom);
 	}
-	if (!oom && !s->o.no_cache && moe_cache_sim_new(&s->sim, E) != 0)
-		oom = 1;
+	if (!s->o.no_cache) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		s->n_threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
+		if ((uint32_t)s->n_threads > s->h.n_moe)
+			s->n_threads = (int)s->h.n_moe;
+		for (int i = 0; !oom && i < s->n_threads; i++)
+			if (moe_cache_sim_new(&s->sim[i], E) != 0)
+				oom = 1;
+	}
 	return oom ? moe_error_set(&s->err, MOE_ENOMEM, "out of memory") : 0;
 }
 
@@ -216,7 +227,8 @@ void moe_route_stats_free(struct moe_route_stats *s)
 		free(y->wload);
 	}
 	free(s->L);
-	moe_cache_sim_free(s->sim);
+	for (int i = 0; i < MAX_THREADS; i++)
+		moe_cache_sim_free(s->sim[i]);
 	free(s->wins);
 	free(s->win_tokens);
 	free(s->layers);
@@ -252,16 +264,50 @@ static void close_group(struct moe_route_stats *s)
 	s->group_n = 0;
 }
 
+struct seg_job {
+	struct moe_route_stats *s;
+	int id, rc;
+};
+
+/* Layers id, id + n_threads, ...: layers are independent, so the cache
+ * simulation (the costly statistic) runs on all cores. */
+static void *seg_worker(void *arg)
+{
+	struct seg_job *j = arg;
+	struct moe_route_stats *s = j->s;
+
+	for (uint32_t l = (uint32_t)j->id; l < s->h.n_moe; l += (uint32_t)s->n_threads)
+		if (moe_cache_sim_run(s->sim[j->id], s->L[l].seg, (size_t)s->seg_n * s->h.top_k,
+		    s->L[l].cache) != 0)
+			j->rc = MOE_ENOMEM;
+	return NULL;
+}
+
 static int close_segment(struct moe_route_stats *s)
 {
+	struct seg_job jobs[MAX_THREADS];
+	pthread_t tid[MAX_THREADS];
+	int started = 0, rc = 0;
+
 	if (s->o.no_cache || s->seg_n == 0)
 		return 0;
-	for (uint32_t l = 0; l < s->h.n_moe; l++)
-		if (moe_cache_sim_run(s->sim, s->L[l].seg, (size_t)s->seg_n * s->h.top_k,
-		    s->L[l].cache) != 0)
-			return moe_error_set(&s->err, MOE_ENOMEM, "out of memory");
+	for (int i = 0; i < s->n_threads; i++)
+		jobs[i] = (struct seg_job){ s, i, 0 };
+	for (int i = 0; i < s->n_threads; i++) {
+		if (i > 0 && pthread_create(&tid[i], NULL, seg_worker, &jobs[i]) != 0)
+			break;
+		started = i + 1;
+	}
+	/* threads that failed to start: their layers run here */
+	for (int i = started; i < s->n_threads; i++)
+		seg_worker(&jobs[i]);
+	seg_worker(&jobs[0]);
+	for (int i = 1; i < started; i++)
+		pthread_join(tid[i], NULL);
+	for (int i = 0; i < s->n_threads; i++)
+		rc |= jobs[i].rc;
 	s->seg_n = 0;
-	return 0;
+	return rc ? moe_error_set(&s->err, MOE_ENOMEM, "out of memory") : 0;
 }
 
 static int close_window(struct moe_route_stats *s)

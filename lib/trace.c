@@ -606,7 +606,8 @@ static int jsonl_header(struct moe_trace_reader *r)
 	o = json_loadb(r->line, len, JSON_REJECT_DUPLICATES, &je);
 	if (o == NULL || !json_is_object(o)) {
 		json_decref(o);
-		return rfail(r, MOE_EFORMAT, "line 1: not a JSON object: %s", o ? "" : je.text);
+		return rfail(r, MOE_EFORMAT, "line 1: %s%s", o ? "not a JSON object" : "invalid JSON: ",
+			o ? "" : je.text);
 	}
 	v = json_object_get(o, "format");
 	if (v == NULL || !json_is_string(v) || strcmp(json_string_value(v), "moe-trace") != 0) {
@@ -768,8 +769,8 @@ static int jsonl_token(struct moe_trace_reader *r)
 	o = json_loadb(r->line, len, JSON_REJECT_DUPLICATES, &je);
 	if (o == NULL || !json_is_object(o)) {
 		json_decref(o);
-		return rfail(r, MOE_EFORMAT, "line %llu: not a JSON object%s%s",
-			(unsigned long long)r->lineno, o ? "" : ": ", o ? "" : je.text);
+		return rfail(r, MOE_EFORMAT, "line %llu: %s%s", (unsigned long long)r->lineno,
+			o ? "not a JSON object" : "invalid JSON: ", o ? "" : je.text);
 	}
 	rc = jsonl_fields(r, o);
 	json_decref(o);
