@@ -15,8 +15,12 @@
  * Results match ggml_quantize_chunk(type, src, dst, 0, nrows, n_per_row,
  * imatrix = NULL) and ggml's to_float byte for byte / bit for bit, NaN and
  * infinity included, for Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K
- * Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0 MXFP4 F16 BF16 (and F32 as a copy).
- * Q8_K and Q8_1 are activation formats (see moe_vec_dot).
+ * Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0 F16 BF16 (and F32 as a copy). MXFP4
+ * follows ggml's later quantize_row_mxfp4_ref (OCP MX shared exponent),
+ * except that blocks with amax < 2^-125, where ggml's exponent byte wraps,
+ * get exponent 0. Q8_K and Q8_1 are activation formats (moe_vec_dot).
+ * The kernels are single-threaded and reentrant: callers parallelize by
+ * giving threads disjoint rows.
  *
  * Errors: MOE_EUNSUP for a type without a kernel, MOE_ERANGE when a row
  * is not a whole number of blocks, MOE_EINVAL for negative counts.

@@ -150,10 +150,10 @@ static float make_q3_quants(int n, int nmax, const float *x, int8_t *L)
  * use_mad). Returns the scale; *the_min receives -min.
  */
 struct qkx_params {
-	int nmax;
-	float rmin, rdelta;
-	int nstep;
-	int use_mad;
+	int nmax;           /* top level: levels are 0..nmax */
+	float rmin, rdelta; /* candidate is: iscale = (rmin + rdelta*is + nmax) / range */
+	int nstep;          /* is = 0..nstep */
+	int use_mad;        /* absolute instead of squared error */
 };
 
 static float qkx_error(int n, const float *x, const float *w,
@@ -170,11 +170,48 @@ static float qkx_error(int n, const float *x, const float *w,
 	return err;
 }
 
+/* Sums of the fit over x (weights w): sum w, sum w x. */
+struct qkx_sums {
+	float w, x;
+};
+
+/*
+ * One candidate of the scale search: levels Laux of x at inverse scale
+ * iscale above min, then the weighted least-squares scale and min for
+ * those levels (min clamped to <= 0). Returns 0 when the normal equations
+ * are degenerate (D <= 0) and the candidate is skipped.
+ */
+static int qkx_candidate(int n, int nmax, const float *x, const float *w,
+	const struct qkx_sums *s, float iscale, float min, uint8_t *Laux,
+	float *scale, float *new_min)
+{
+	float sum_l = 0, sum_l2 = 0, sum_xl = 0, D;
+
+	for (int i = 0; i < n; i++) {
+		int l = q_clamp(q_nearest_int(iscale * (x[i] - min)), 0, nmax);
+
+		Laux[i] = (uint8_t)l;
+		sum_l += w[i] * (float)l;
+		sum_l2 += w[i] * (float)l * (float)l;
+		sum_xl += w[i] * (float)l * x[i];
+	}
+	D = s->w * sum_l2 - sum_l * sum_l;
+	if (!(D > 0))
+		return 0;
+	*scale = (s->w * sum_xl - s->x * sum_l) / D;
+	*new_min = (sum_l2 * s->x - sum_l * sum_xl) / D;
+	if (*new_min > 0) {
+		*new_min = 0;
+		*scale = sum_xl / sum_l2;
+	}
+	return 1;
+}
+
 static float make_qkx2_quants(int n, const struct qkx_params *p,
 	const float *x, const float *w, uint8_t *L, float *the_min)
 {
-	float min = x[0], max = x[0], sum_w = w[0], sum_x = sum_w * x[0];
-	float iscale, scale, best;
+	float min = x[0], max = x[0], iscale, scale, best;
+	struct qkx_sums s = { w[0], w[0] * x[0] };
 	uint8_t Laux[32];
 
 	for (int i = 1; i < n; i++) {
@@ -182,8 +219,8 @@ static float make_qkx2_quants(int n, const struct qkx_params *p,
 			min = x[i];
 		if (x[i] > max)
 			max = x[i];
-		sum_w += w[i];
-		sum_x += w[i] * x[i];
+		s.w += w[i];
+		s.x += w[i] * x[i];
 	}
 	if (min > 0)
 		min = 0;
@@ -197,35 +234,19 @@ static float make_qkx2_quants(int n, const struct qkx_params *p,
 	for (int i = 0; i < n; i++)
 		L[i] = (uint8_t)q_clamp(q_nearest_int(iscale * (x[i] - min)), 0, p->nmax);
 	best = qkx_error(n, x, w, L, scale, min, p->use_mad);
+	/* as in ggml, later candidates start from the best min found so far */
 	for (int is = 0; is <= p->nstep; is++) {
-		float sum_l = 0, sum_l2 = 0, sum_xl = 0, D;
+		float cs, cm, err;
 
 		iscale = (p->rmin + p->rdelta * (float)is + (float)p->nmax) / (max - min);
-		for (int i = 0; i < n; i++) {
-			int l = q_clamp(q_nearest_int(iscale * (x[i] - min)), 0, p->nmax);
-
-			Laux[i] = (uint8_t)l;
-			sum_l += w[i] * (float)l;
-			sum_l2 += w[i] * (float)l * (float)l;
-			sum_xl += w[i] * (float)l * x[i];
-		}
-		D = sum_w * sum_l2 - sum_l * sum_l;
-		if (D > 0) {
-			float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-			float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-			float err;
-
-			if (this_min > 0) {
-				this_min = 0;
-				this_scale = sum_xl / sum_l2;
-			}
-			err = qkx_error(n, x, w, Laux, this_scale, this_min, p->use_mad);
-			if (err < best) {
-				memcpy(L, Laux, (size_t)n);
-				best = err;
-				scale = this_scale;
-				min = this_min;
-			}
+		if (!qkx_candidate(n, p->nmax, x, w, &s, iscale, min, Laux, &cs, &cm))
+			continue;
+		err = qkx_error(n, x, w, Laux, cs, cm, p->use_mad);
+		if (err < best) {
+			memcpy(L, Laux, (size_t)n);
+			best = err;
+			scale = cs;
+			min = cm;
 		}
 	}
 	*the_min = -min;
