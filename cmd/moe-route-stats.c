@@ -24,35 +24,15 @@ struct opts {
 	const char *svg, *out;
 };
 
+static const char usage_text[] =
+	"usage: moe-route-stats [-fh] [-o file] [--cache-segment n] [--cache-sizes list]\n"
+	"                       [--capacity-factors list] [--csv] [--group-size n] [--json]\n"
+	"                       [--merge] [--no-cache] [--partial] [--svg file] [--to format]\n"
+	"                       [--top-m m] [--version] [--window n] [trace ...]\n";
+
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: moe-route-stats [--json | --csv] [--svg FILE] [--capacity-factors LIST]\n"
-		"                       [--group-size S] [--top-m M] [--cache-sizes LIST]\n"
-		"                       [--cache-segment N] [--no-cache] [--window N] [TRACE ...]\n"
-		"       moe-route-stats --partial [-f] [-o FILE] [options] [TRACE ...]\n"
-		"       moe-route-stats --merge [--partial] [-f] [-o FILE] [--json | --csv] PARTIAL ...\n"
-		"       moe-route-stats --to jsonl|bin [-f] [-o FILE] [TRACE]\n"
-		"Reads routing traces (moe-trace(5): JSON Lines, binary or CSV; - is stdin)\n"
-		"and prints load balance, auxiliary losses, capacity drops, co-activation\n"
-		"and expert-cache hit rates per MoE layer.\n"
-		"  --cache-segment N       tokens per cold-cache segment (default 4096)\n"
-		"  --cache-sizes LIST      cache sizes to report, e.g. 1,2,4,8 (default 1..E)\n"
-		"  --capacity-factors LIST capacity factors (default 1,1.25,1.5,2)\n"
-		"  --csv                   tidy CSV: layer,expert,metric,value\n"
-		"  -f, --force             replace existing output files\n"
-		"  --group-size S          tokens per capacity group (default 1024)\n"
-		"  -h, --help              show this help\n"
-		"  --json                  everything as JSON\n"
-		"  --merge                 inputs are --partial files: combine them\n"
-		"  --no-cache              skip the expert-cache simulation\n"
-		"  -o, --output FILE       output of --to and --partial (default stdout)\n"
-		"  --partial               write mergeable state instead of a report\n"
-		"  --svg FILE              also write a load heatmap and hit-rate curves\n"
-		"  --to FORMAT             convert the trace to jsonl or bin\n"
-		"  --top-m M               experts in the collapse share (default 1)\n"
-		"  --version               show the version\n"
-		"  --window N              balance metrics per window of N tokens\n");
+	fputs(usage_text, f);
 }
 
 /* Comma- or space-separated list parsed with the strict number parsers. */
