@@ -200,7 +200,7 @@ static int open_trace(const char *path, struct moe_input **in, struct moe_trace_
 		return -1;
 	}
 	if (moe_trace_reader_new(r, *in) != 0) {
-		moe_cli_error(path, "%s", *r ? moe_trace_reader_errstr(*r) : "out of memory");
+		moe_cli_error(moe_input_name(*in), "%s", *r ? moe_trace_reader_errstr(*r) : "out of memory");
 		return -1;
 	}
 	return 0;
@@ -228,7 +228,7 @@ static int convert(const struct opts *o, const char *path)
 		if (moe_trace_write(w, t) != 0)
 			break;
 	if (rc < 0)
-		moe_cli_error(path, "%s", moe_trace_reader_errstr(r));
+		moe_cli_error(moe_input_name(in), "%s", moe_trace_reader_errstr(r));
 	else if (rc > 0 && strcmp(moe_trace_writer_errstr(w), "broken pipe") != 0)
 		moe_cli_error(dest, "%s", moe_trace_writer_errstr(w));
 	else if (rc == 0)
@@ -264,19 +264,19 @@ static int add_trace(const struct opts *o, const char *path, struct moe_route_st
 		goto done;
 	}
 	if (!same_shape(moe_route_stats_header(*s), moe_trace_reader_header(r))) {
-		moe_cli_error(path, "trace shape differs from the first input (layers, experts, top-k or recorded fields)");
+		moe_cli_error(moe_input_name(in), "trace shape differs from the first input (layers, experts, top-k or recorded fields)");
 		goto done;
 	}
 	while ((rc = moe_trace_read(r, &t)) > 0)
 		if (moe_route_stats_add(*s, t) != 0) {
-			moe_cli_error(path, "%s", moe_route_stats_errstr(*s));
+			moe_cli_error(moe_input_name(in), "%s", moe_route_stats_errstr(*s));
 			rc = -1;
 			goto done;
 		}
 	if (rc < 0)
-		moe_cli_error(path, "%s", moe_trace_reader_errstr(r));
+		moe_cli_error(moe_input_name(in), "%s", moe_trace_reader_errstr(r));
 	else if ((rc = moe_route_stats_flush(*s)) != 0)
-		moe_cli_error(path, "%s", moe_route_stats_errstr(*s));
+		moe_cli_error(moe_input_name(in), "%s", moe_route_stats_errstr(*s));
 done:
 	moe_trace_reader_free(r);
 	moe_input_free(in);
@@ -374,15 +374,16 @@ static void text_capacity(const struct moe_route_stats *s)
 	const struct moe_trace_header *h = moe_route_stats_header(s);
 	const struct moe_route_opts *o = moe_route_stats_opts(s);
 	double all = (double)moe_route_stats_tokens(s) * h->top_k;
+	char cf[32];
 
 	printf("\ndropped assignments by capacity factor (groups of %u tokens)\n%5s", o->group_size, "layer");
 	for (uint32_t c = 0; c < o->n_cf; c++)
-		printf("  CF %-5g", o->cf[c]);
+		printf(" %9s", (snprintf(cf, sizeof cf, "CF %g", o->cf[c]), cf));
 	putchar('\n');
 	for (uint32_t l = 0; l < h->n_moe; l++) {
 		printf("%5u", h->moe_layers[l]);
 		for (uint32_t c = 0; c < o->n_cf; c++)
-			printf("  %7.3f%%", all ? 100.0 * (double)moe_route_stats_drops(s, l)[c] / all : 0.0);
+			printf(" %8.3f%%", all ? 100.0 * (double)moe_route_stats_drops(s, l)[c] / all : 0.0);
 		putchar('\n');
 	}
 }
