@@ -176,6 +176,7 @@ uint32_t moe_infer_n_ctx(const struct moe_infer *s) { return s->n_ctx; }
 uint32_t moe_infer_n_batch(const struct moe_infer *s) { return s->n_batch; }
 uint32_t moe_infer_top_k(const struct moe_infer *s) { return s->top_k; }
 uint32_t moe_infer_n_moe(const struct moe_infer *s) { return s->n_moe; }
+uint32_t moe_infer_n_vocab(const struct moe_infer *s) { return s->m->hp.n_vocab; }
 
 void moe_infer_reset(struct moe_infer *s)
 {

@@ -52,6 +52,7 @@ void moe_infer_reset(struct moe_infer *s);
 uint32_t moe_infer_n_ctx(const struct moe_infer *s);
 uint32_t moe_infer_n_batch(const struct moe_infer *s);
 uint32_t moe_infer_top_k(const struct moe_infer *s);
+uint32_t moe_infer_n_vocab(const struct moe_infer *s);
 
 /* MoE layers in model order: count and model layer index of each. */
 uint32_t moe_infer_n_moe(const struct moe_infer *s);

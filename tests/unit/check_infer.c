@@ -14,6 +14,7 @@
 #include "meta.h"
 #include "model.h"
 #include "output.h"
+#include "perplexity.h"
 #include "quant.h"
 #include "testutil.h"
 
@@ -138,6 +139,40 @@ static int routing_mismatches(struct moe_infer *s, json_t *routing, int *total)
 	return bad;
 }
 
+/* llama-perplexity's running and final values from <model>.perplexity.json,
+ * to relative tolerance tol; returns the largest relative difference. */
+static double check_perplexity(struct moe_infer *s, const char *base, double tol)
+{
+	char path[4200];
+	json_t *pj, *run;
+	int32_t *toks;
+	size_t nt;
+	uint32_t nctx, V = moe_infer_n_vocab(s);
+	struct moe_ppl acc = { 0, 0, 0 };
+	float *lg;
+	double worst = 0, d;
+
+	snprintf(path, sizeof path, "%s.perplexity.json", base);
+	pj = read_json(path);
+	toks = json_ids(json_object_get(pj, "text_tokens"), &nt);
+	nctx = (uint32_t)json_integer_value(json_object_get(pj, "n_ctx"));
+	run = json_object_get(pj, "running_ppl_after_each_chunk");
+	ck_assert_uint_eq(json_array_size(run), nt / nctx);
+	lg = malloc((size_t)nctx * V * sizeof *lg);
+	for (size_t c = 0; c < nt / nctx; c++) {
+		ck_assert_int_eq(moe_perplexity_chunk(s, toks + c * nctx, nctx, toks[0], lg, &acc), 0);
+		d = fabs(moe_ppl_value(&acc) / json_real_value(json_array_get(run, c)) - 1);
+		worst = d > worst ? d : worst;
+	}
+	d = fabs(moe_ppl_stderr(&acc) / json_real_value(json_object_get(pj, "final_ppl_stderr")) - 1);
+	worst = d > worst ? d : worst;
+	ck_assert_msg(worst <= tol, "%s: perplexity differs by %g (relative)", base, worst);
+	free(lg);
+	free(toks);
+	json_decref(pj);
+	return worst;
+}
+
 static void check_model(const char *gguf)
 {
 	char base[4096], path[4200];
@@ -150,6 +185,7 @@ static void check_model(const char *gguf)
 	float *ref, *lg;
 	struct cmp cb, ci;
 	int quant, rbad, rtotal = 0, gbad = 0;
+	double pdiff;
 
 	snprintf(base, sizeof base, "%.*s", (int)(strlen(gguf) - 5), gguf);
 	quant = strstr(base, "-q8_0") && !strstr(base, "dequant");
@@ -199,9 +235,10 @@ static void check_model(const char *gguf)
 		}
 		ck_assert_int_eq(moe_infer_eval(s, &next, 1, lg, 0), 0);
 	}
+	pdiff = check_perplexity(s, base, quant ? 1e-2 : 1e-4);
 	fprintf(stderr, "note: %s: batch max %.3g (%d pos > %g), incremental max %.3g (%d), "
-		"expert sets %d/%d differ, greedy %d/%zu differ\n", strrchr(base, '/') + 1,
-		cb.max, cb.over, F32_TOL, ci.max, ci.over, rbad, rtotal, gbad, ng);
+		"expert sets %d/%d differ, greedy %d/%zu differ, ppl rel diff %.2g\n", strrchr(base, '/') + 1,
+		cb.max, cb.over, F32_TOL, ci.max, ci.over, rbad, rtotal, gbad, ng, pdiff);
 	if (quant) {
 		ck_assert_msg(cb.over <= QUANT_OUTLIERS && cb.max <= QUANT_MAX, "%s: batch logits", base);
 		ck_assert_msg(ci.over <= QUANT_OUTLIERS && ci.max <= QUANT_MAX, "%s: incremental logits", base);
