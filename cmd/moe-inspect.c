@@ -1,4 +1,4 @@
-/* moe-inspect: what is in a checkpoint or config.json: tensors, metadata, totals. */
+/* moe-inspect: what an MoE checkpoint or config.json is and costs; tensor and metadata listings. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,23 +8,62 @@
 
 #include <jansson.h>
 
+#include "arch.h"
 #include "ckpt.h"
 #include "cli.h"
+#include "params.h"
 
 struct opts {
 	int json;
 	int metadata;
 	int tensors;
+	int tsv;
+	uint64_t ctx;          /* 0: the model's trained context */
+	double bandwidth;      /* bytes/s, 0 = not given */
 };
 
 static const char usage_text[] =
-	"usage: moe-inspect [-hjmt] [--json] [--metadata] [--tensors] [--version]\n"
+	"usage: moe-inspect [-hjmt] [-b GB/s] [-c N] [--bandwidth GB/s] [--ctx N]\n"
+	"                   [--json] [--metadata] [--tensors] [--tsv] [--version]\n"
 	"                   [file ...]\n";
 
 static void usage(FILE *f)
 {
 	fputs(usage_text, f);
 }
+
+/* Everything known about one input once it is described. */
+struct report {
+	const char *name;
+	struct moe_arch arch;
+	int have_arch;
+	char note[600];              /* why the arch came from a fallback */
+	struct moe_params cfg, ten;  /* closed form / from tensors */
+	int have_cfg, have_ten;
+	const struct moe_params *p;  /* the one reported as primary */
+	uint64_t ctx;
+};
+
+/* The dtypes of the memory table, in falling size. */
+static const enum moe_dtype mem_types[] = {
+	MOE_DT_F32, MOE_DT_BF16, MOE_DT_F8_E4M3, MOE_DT_Q8_0, MOE_DT_Q6_K, MOE_DT_Q5_K,
+	MOE_DT_Q4_K, MOE_DT_Q4_0, MOE_DT_MXFP4, MOE_DT_Q3_K, MOE_DT_Q2_K
+};
+#define N_MEM (sizeof mem_types / sizeof mem_types[0])
+
+/* KV cache values are counted as F16. */
+#define KV_BYTES 2
+
+static const char *mem_name(enum moe_dtype t)
+{
+	if (t == MOE_DT_BF16)
+		return "BF16/F16";
+	if (t == MOE_DT_F8_E4M3)
+		return "FP8";
+	return moe_dtype_name(t);
+}
+
+/* ---- listing (tensors, metadata) ---------------------------------------- */
 
 static void shape_str(const struct moe_tensor *t, char *buf, size_t n)
 {
@@ -157,7 +196,386 @@ static json_t *metadata_json(const struct moe_ckpt *ck)
 	return o;
 }
 
-static int print_json(const char *path, const struct moe_ckpt *ck, const struct opts *o)
+/* ---- description -------------------------------------------------------- */
+
+/* Describes ck: config.json, else GGUF metadata, else tensor shapes; a
+ * failing config falls back to the tensors when there are any. */
+static int describe(struct report *r, const struct moe_ckpt *ck, const struct opts *o)
+{
+	size_t n = moe_ckpt_ntensors(ck);
+	const struct moe_tensor *t = n ? moe_ckpt_tensor(ck, 0) : NULL;
+	struct moe_error err = { 0 };
+
+	moe_arch_init(&r->arch);
+	moe_params_init(&r->cfg);
+	moe_params_init(&r->ten);
+	if (moe_arch_from_ckpt(&r->arch, ck) != 0) {
+		if (n == 0) {
+			moe_cli_error(r->name, "%s", moe_arch_errstr(&r->arch));
+			return -1;
+		}
+		snprintf(r->note, sizeof r->note, "%s; described from tensor shapes",
+			moe_arch_errstr(&r->arch));
+		if (moe_arch_from_tensors(&r->arch, t, n) != 0) {
+			moe_cli_error(r->name, "%s", moe_arch_errstr(&r->arch));
+			return -1;
+		}
+	}
+	r->have_arch = 1;
+	if (moe_params_from_arch(&r->cfg, &r->arch, &err) != 0 ||
+		(n && moe_params_from_tensors(&r->ten, &r->arch, t, n, &err) != 0)) {
+		moe_cli_error(r->name, "%s", moe_error_str(&err));
+		return -1;
+	}
+	r->have_cfg = strcmp(r->arch.source, "tensors") != 0;
+	r->have_ten = n > 0;
+	r->p = r->have_ten ? &r->ten : &r->cfg;
+	r->ctx = o->ctx ? o->ctx : r->arch.ctx ? r->arch.ctx : 4096;
+	return 0;
+}
+
+static void report_release(struct report *r)
+{
+	moe_params_release(&r->cfg);
+	moe_params_release(&r->ten);
+	moe_arch_release(&r->arch);
+}
+
+static const struct moe_layer *first_layer(const struct moe_arch *a, int moe)
+{
+	for (uint32_t i = 0; i < a->n_layers; i++)
+		if (moe ? a->layers[i].ffn == MOE_FFN_MOE :
+			a->layers[i].attn != MOE_ATTN_NONE && a->layers[i].attn != MOE_ATTN_SSM)
+			return &a->layers[i];
+	return NULL;
+}
+
+static uint32_t count_layers(const struct moe_arch *a, int what)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < a->n_layers; i++)
+		n += what == 0 ? a->layers[i].ffn == MOE_FFN_MOE :
+			what == 1 ? a->layers[i].ffn == MOE_FFN_DENSE :
+			what == 2 ? a->layers[i].attn == MOE_ATTN_SSM :
+			a->layers[i].window != 0;
+	return n;
+}
+
+/* Why the closed form and the tensors differ, one sentence each. */
+static json_t *differences(const struct report *r)
+{
+	json_t *a = json_array();
+	const struct moe_params *c = &r->cfg, *t = &r->ten;
+
+	if (!r->have_cfg || !r->have_ten)
+		return a;
+	if (c->total != t->total) {
+		char s[300];
+
+		snprintf(s, sizeof s, "main-model total differs: %" PRIu64 " from the configuration, %"
+			PRIu64 " from the tensors", c->total, t->total);
+		json_array_append_new(a, json_string(s));
+		if (c->comp[MOE_COMP_EMBED] != t->comp[MOE_COMP_EMBED])
+			json_array_append_new(a, json_string(
+				"the embedding has another row count than the configured vocabulary"));
+		if (c->comp[MOE_COMP_HEAD] != t->comp[MOE_COMP_HEAD])
+			json_array_append_new(a, json_string(t->comp[MOE_COMP_HEAD] == 0 ?
+				"the checkpoint has no output head tensor (tied to the embedding)" :
+				"the output head differs from the configuration (tied or vocabulary)"));
+	}
+	if (c->comp[MOE_COMP_MTP] != t->comp[MOE_COMP_MTP])
+		json_array_append_new(a, json_string(t->comp[MOE_COMP_MTP] ?
+			"the checkpoint holds multi-token-prediction layers sized differently from the configuration" :
+			"the configuration describes multi-token-prediction layers the checkpoint does not hold"));
+	if (c->comp[MOE_COMP_VISION] != t->comp[MOE_COMP_VISION])
+		json_array_append_new(a, json_string(t->comp[MOE_COMP_VISION] ?
+			"the checkpoint holds a vision tower (counted apart from the language model)" :
+			"the configuration describes a vision tower the checkpoint does not hold"));
+	if (t->scale_elems)
+		json_array_append_new(a, json_string(
+			"quantisation scale tensors are not counted as parameters"));
+	return a;
+}
+
+/* ---- human report ------------------------------------------------------- */
+
+/* "46.70B", "131.1M", "12.3K", "512" */
+static const char *human_n(uint64_t n, char *buf, size_t len)
+{
+	if (n >= 1000000000ull)
+		snprintf(buf, len, "%.2fB", n / 1e9);
+	else if (n >= 1000000ull)
+		snprintf(buf, len, "%.1fM", n / 1e6);
+	else if (n >= 10000ull)
+		snprintf(buf, len, "%.1fK", n / 1e3);
+	else
+		snprintf(buf, len, "%" PRIu64, n);
+	return buf;
+}
+
+/* Bytes in SI units, as bandwidths are quoted. */
+static const char *human_b(uint64_t n, char *buf, size_t len)
+{
+	if (n >= 1000000000ull)
+		snprintf(buf, len, "%.1f GB", n / 1e9);
+	else if (n >= 1000000ull)
+		snprintf(buf, len, "%.1f MB", n / 1e6);
+	else if (n >= 1000ull)
+		snprintf(buf, len, "%.1f kB", n / 1e3);
+	else
+		snprintf(buf, len, "%" PRIu64 " B", n);
+	return buf;
+}
+
+static void print_arch(const struct report *r)
+{
+	const struct moe_arch *a = &r->arch;
+	const struct moe_layer *at = first_layer(a, 0), *m = first_layer(a, 1);
+	char b1[32];
+
+	printf("  model        %s (model_type %s, described from %s)\n", a->family,
+		a->model_type, a->source);
+	if (r->note[0])
+		printf("  note         %s\n", r->note);
+	printf("  layers       %u: %u MoE, %u dense", a->n_layers, count_layers(a, 0),
+		count_layers(a, 1));
+	if (count_layers(a, 2))
+		printf(", %u state-space", count_layers(a, 2));
+	if (a->enc_dec)
+		printf(" (%u encoder + %u decoder)", a->n_enc_layers, a->n_layers - a->n_enc_layers);
+	printf("; d_model %u, vocab %" PRIu64 ", %s head\n", a->d_model, a->vocab,
+		a->tied ? "tied" : "separate");
+	if (at && at->attn == MOE_ATTN_MLA)
+		printf("  attention    MLA, %u heads, q rank %u, kv rank %u, rope dim %u\n",
+			at->n_head, at->q_lora_rank, at->kv_lora_rank, at->qk_rope_dim);
+	else if (at) {
+		printf("  attention    %s, %u heads / %u kv heads, head dim %u",
+			at->attn == MOE_ATTN_MHA ? "MHA" : "GQA", at->n_head, at->n_head_kv,
+			at->head_dim);
+		if (count_layers(a, 3))
+			printf("; %u layers windowed (%u tokens)", count_layers(a, 3),
+				a->layers[0].window ? a->layers[0].window : a->layers[1 % a->n_layers].window);
+		printf("\n");
+	}
+	if (m) {
+		printf("  experts      %u routed, top-%u, expert FFN %u", m->n_expert, m->top_k,
+			m->d_expert);
+		if (m->d_shared)
+			printf("; %u shared (FFN %u%s)", m->n_shared, m->d_shared,
+				m->shared_gate ? ", gated" : "");
+		printf("\n  routing      %s%s", a->gating == MOE_GATE_SIGMOID ? "sigmoid" : "softmax",
+			a->norm_topk ? ", top-k renormalised" : "");
+		if (a->routed_scale != 1.0)
+			printf(", scaled x%g", a->routed_scale);
+		if (a->n_group)
+			printf(", %u groups, top-%u groups", a->n_group, a->topk_group);
+		if (m->score_bias)
+			printf(", score-correction bias");
+		printf("\n");
+	}
+	if (a->n_mtp)
+		printf("  extra        %u multi-token-prediction layer%s\n", a->n_mtp,
+			a->n_mtp == 1 ? "" : "s");
+	if (a->vision_params)
+		printf("  extra        vision tower, %s parameters\n",
+			human_n(a->vision_params, b1, sizeof b1));
+	if (a->unknown[0])
+		printf("  unknown      %s\n", a->unknown);
+}
+
+static void print_params(const struct report *r, const struct opts *o)
+{
+	const struct moe_params *p = r->p;
+	char b1[32], b2[32], b3[32], b4[32];
+
+	printf("  parameters   %s total, ", human_n(p->total, b1, sizeof b1));
+	if (p->active_known)
+		printf("%s active per token (%.1f%%), incl. embedding and head\n",
+			human_n(p->active, b2, sizeof b2), 100 * moe_params_sparsity(p));
+	else
+		printf("active unknown (top-k not known)\n");
+	printf("               %s / %s without input embedding; %s / %s non-embedding\n",
+		human_n(p->total_no_embed, b1, sizeof b1), human_n(p->active_no_embed, b2, sizeof b2),
+		human_n(p->total_nonembed, b3, sizeof b3), human_n(p->active_nonembed, b4, sizeof b4));
+	if (p->total_all != p->total)
+		printf("               %s with %s\n", human_n(p->total_all, b1, sizeof b1),
+			!p->comp[MOE_COMP_VISION] ? "the MTP layers" : !p->comp[MOE_COMP_MTP] ?
+			"the vision tower" : "the MTP layers and the vision tower");
+	if (r->have_cfg && r->have_ten)
+		printf("  counted      from the tensors; the %s gives %s / %s\n",
+			strcmp(r->arch.source, "gguf") == 0 ? "GGUF metadata" : "config.json",
+			human_n(r->cfg.total, b1, sizeof b1), human_n(r->cfg.active, b2, sizeof b2));
+	printf("  %-16s %10s %10s\n", "component", "params", "active");
+	for (int k = 0; k < MOE_COMP_COUNT; k++)
+		if (p->comp[k])
+			printf("    %-14s %10s %10s\n", moe_comp_name(k),
+				human_n(p->comp[k], b1, sizeof b1),
+				human_n(p->comp_active[k], b2, sizeof b2));
+	{
+		json_t *d = differences(r);
+		size_t i;
+		json_t *v;
+
+		json_array_foreach(d, i, v)
+			printf("  difference   %s\n", json_string_value(v));
+		json_decref(d);
+	}
+	printf("  kv cache     %s per token (F16), %s at %" PRIu64 " tokens\n",
+		human_b(moe_kv_bytes_per_token(&r->arch, KV_BYTES), b1, sizeof b1),
+		human_b(moe_kv_bytes(&r->arch, r->ctx, KV_BYTES), b2, sizeof b2), r->ctx);
+	printf("  %-10s %12s %12s %12s%s\n", "weights", "all experts", "active",
+		"read/token", o->bandwidth ? "     tokens/s" : "");
+	for (size_t i = 0; i < N_MEM; i++) {
+		uint64_t rd = moe_params_bytes(p, mem_types[i], 2);
+
+		printf("    %-8s %12s %12s %12s", mem_name(mem_types[i]),
+			human_b(moe_params_bytes(p, mem_types[i], 0), b1, sizeof b1),
+			human_b(moe_params_bytes(p, mem_types[i], 1), b2, sizeof b2),
+			human_b(rd, b3, sizeof b3));
+		if (o->bandwidth)
+			printf(" %12.1f", moe_decode_bound(o->bandwidth, rd));
+		printf("\n");
+	}
+}
+
+/* ---- JSON report -------------------------------------------------------- */
+
+static json_t *u64(uint64_t v)
+{
+	return json_integer((json_int_t)v);
+}
+
+static json_t *arch_json(const struct moe_arch *a)
+{
+	const struct moe_layer *at = first_layer(a, 0), *m = first_layer(a, 1);
+	json_t *o = json_object(), *x;
+
+	json_object_set_new(o, "family", json_string(a->family));
+	json_object_set_new(o, "model_type", json_string(a->model_type));
+	json_object_set_new(o, "source", json_string(a->source));
+	json_object_set_new(o, "d_model", u64(a->d_model));
+	json_object_set_new(o, "n_layers", u64(a->n_layers));
+	json_object_set_new(o, "n_moe_layers", u64(count_layers(a, 0)));
+	json_object_set_new(o, "n_dense_layers", u64(count_layers(a, 1)));
+	json_object_set_new(o, "n_ssm_layers", u64(count_layers(a, 2)));
+	json_object_set_new(o, "encoder_layers", u64(a->enc_dec ? a->n_enc_layers : 0));
+	json_object_set_new(o, "vocab", u64(a->vocab));
+	json_object_set_new(o, "tied_embeddings", json_boolean(a->tied));
+	json_object_set_new(o, "context_length", u64(a->ctx));
+	json_object_set_new(o, "mtp_layers", u64(a->n_mtp));
+	json_object_set_new(o, "vision_params", u64(a->vision_params));
+	if (at) {
+		x = json_object();
+		json_object_set_new(x, "kind", json_string(moe_attn_kind_name(at->attn)));
+		json_object_set_new(x, "n_head", u64(at->n_head));
+		json_object_set_new(x, "n_head_kv", u64(at->n_head_kv));
+		json_object_set_new(x, "head_dim", u64(at->head_dim));
+		json_object_set_new(x, "head_dim_v", u64(at->head_dim_v));
+		json_object_set_new(x, "q_lora_rank", u64(at->q_lora_rank));
+		json_object_set_new(x, "kv_lora_rank", u64(at->kv_lora_rank));
+		json_object_set_new(x, "qk_rope_dim", u64(at->qk_rope_dim));
+		json_object_set_new(x, "windowed_layers", u64(count_layers(a, 3)));
+		json_object_set_new(o, "attention", x);
+	}
+	if (m) {
+		x = json_object();
+		json_object_set_new(x, "n_expert", u64(m->n_expert));
+		json_object_set_new(x, "top_k", u64(m->top_k));
+		json_object_set_new(x, "d_expert", u64(m->d_expert));
+		json_object_set_new(x, "n_shared", u64(m->n_shared));
+		json_object_set_new(x, "d_shared", u64(m->d_shared));
+		json_object_set_new(x, "shared_gate", json_boolean(m->shared_gate));
+		json_object_set_new(x, "gating", json_string(a->gating == MOE_GATE_SIGMOID ?
+			"sigmoid" : "softmax"));
+		json_object_set_new(x, "norm_topk", json_boolean(a->norm_topk));
+		json_object_set_new(x, "routed_scale", json_real(a->routed_scale));
+		json_object_set_new(x, "n_group", u64(a->n_group));
+		json_object_set_new(x, "topk_group", u64(a->topk_group));
+		json_object_set_new(x, "score_bias", json_boolean(m->score_bias));
+		json_object_set_new(o, "moe", x);
+	}
+	json_object_set_new(o, "unknown", json_string(a->unknown));
+	return o;
+}
+
+static json_t *params_json(const struct moe_params *p, const struct moe_arch *a)
+{
+	json_t *o = json_object(), *c = json_object(), *l = json_array();
+
+	json_object_set_new(o, "total", u64(p->total));
+	json_object_set_new(o, "active", p->active_known ? u64(p->active) : json_null());
+	json_object_set_new(o, "total_no_embed", u64(p->total_no_embed));
+	json_object_set_new(o, "active_no_embed", p->active_known ?
+		u64(p->active_no_embed) : json_null());
+	json_object_set_new(o, "total_nonembed", u64(p->total_nonembed));
+	json_object_set_new(o, "active_nonembed", p->active_known ?
+		u64(p->active_nonembed) : json_null());
+	json_object_set_new(o, "total_all", u64(p->total_all));
+	json_object_set_new(o, "sparsity", p->active_known ?
+		json_real(moe_params_sparsity(p)) : json_null());
+	json_object_set_new(o, "n_expert", u64(p->n_expert));
+	json_object_set_new(o, "experts_per_token", u64(p->top_k));
+	json_object_set_new(o, "scale_elements", u64(p->scale_elems));
+	for (int k = 0; k < MOE_COMP_COUNT; k++)
+		json_object_set_new(c, moe_comp_name(k), json_pack("{s:o,s:o}",
+			"total", u64(p->comp[k]), "active", u64(p->comp_active[k])));
+	json_object_set_new(o, "components", c);
+	for (uint32_t i = 0; i < p->n_layers; i++) {
+		const struct moe_layer *L = i < a->n_layers ? &a->layers[i] : NULL;
+
+		json_array_append_new(l, json_pack("{s:i,s:s,s:s,s:o,s:o}", "index", (int)i,
+			"attention", L ? moe_attn_kind_name(L->attn) : "none",
+			"ffn", !L || L->ffn == MOE_FFN_NONE ? "none" :
+				L->ffn == MOE_FFN_MOE ? "moe" : "dense",
+			"total", u64(p->layers[i].total), "active", u64(p->layers[i].active)));
+	}
+	json_object_set_new(o, "layers", l);
+	return o;
+}
+
+static json_t *memory_json(const struct report *r, const struct opts *o)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < N_MEM; i++) {
+		uint64_t rd = moe_params_bytes(r->p, mem_types[i], 2);
+		json_t *x = json_pack("{s:s,s:o,s:o,s:o}", "dtype", mem_name(mem_types[i]),
+			"total_bytes", u64(moe_params_bytes(r->p, mem_types[i], 0)),
+			"active_bytes", u64(moe_params_bytes(r->p, mem_types[i], 1)),
+			"read_bytes_per_token", u64(rd));
+
+		if (o->bandwidth)
+			json_object_set_new(x, "tokens_per_s",
+				json_real(moe_decode_bound(o->bandwidth, rd)));
+		json_array_append_new(a, x);
+	}
+	return a;
+}
+
+static void report_json(json_t *doc, const struct report *r, const struct opts *o)
+{
+	json_object_set_new(doc, "architecture", arch_json(&r->arch));
+	if (r->note[0])
+		json_object_set_new(doc, "architecture_note", json_string(r->note));
+	json_object_set_new(doc, "params_primary", json_string(r->have_ten ? "tensors" : "config"));
+	if (r->have_cfg)
+		json_object_set_new(doc, "params_config", params_json(&r->cfg, &r->arch));
+	if (r->have_ten)
+		json_object_set_new(doc, "params_tensors", params_json(&r->ten, &r->arch));
+	json_object_set_new(doc, "params_notes", differences(r));
+	json_object_set_new(doc, "kv_cache", json_pack("{s:i,s:o,s:o,s:o}",
+		"element_bytes", KV_BYTES,
+		"bytes_per_token", u64(moe_kv_bytes_per_token(&r->arch, KV_BYTES)),
+		"context", u64(r->ctx),
+		"bytes", u64(moe_kv_bytes(&r->arch, r->ctx, KV_BYTES))));
+	json_object_set_new(doc, "memory", memory_json(r, o));
+	if (o->bandwidth)
+		json_object_set_new(doc, "bandwidth_gbps", json_real(o->bandwidth / 1e9));
+}
+
+static int print_json(const char *path, const struct moe_ckpt *ck, const struct opts *o,
+	const struct report *r)
 {
 	static const char *side[] = { "config", "generation_config", "tokenizer_config" };
 	uint64_t params, bytes;
@@ -175,6 +593,8 @@ static int print_json(const char *path, const struct moe_ckpt *ck, const struct 
 		"parameters", (json_int_t)params, "tensor_bytes", (json_int_t)bytes);
 	if (doc == NULL)
 		return -1;
+	if (r)
+		report_json(doc, r, o);
 	if (o->tensors)
 		json_object_set_new(doc, "tensors", tensors_json(ck));
 	if (o->metadata) {
@@ -191,11 +611,72 @@ static int print_json(const char *path, const struct moe_ckpt *ck, const struct 
 	return rc;
 }
 
-static int inspect(const char *path, const struct opts *o)
+/* ---- TSV and side-by-side ---------------------------------------------- */
+
+static const char tsv_header[] =
+	"# input\tmodel_type\ttotal\tactive\ttotal_nonembed\tactive_nonembed\t"
+	"active_no_embed\ttotal_all\tlayers\tmoe_layers\texperts\ttop_k\td_model\t"
+	"kv_bytes_per_token\tbf16_bytes\tq4_k_bytes\tq4_k_read_bytes_per_token\n";
+
+static void print_tsv(const struct report *r)
+{
+	const struct moe_params *p = r->p;
+
+	printf("%s\t%s\t%" PRIu64 "\t", r->name, r->arch.model_type, p->total);
+	if (p->active_known)
+		printf("%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64, p->active,
+			p->total_nonembed, p->active_nonembed, p->active_no_embed, p->total_all);
+	else
+		printf("-\t%" PRIu64 "\t-\t-\t%" PRIu64, p->total_nonembed, p->total_all);
+	printf("\t%u\t%u\t%u\t%u\t%u\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n",
+		r->arch.n_layers, count_layers(&r->arch, 0), p->n_expert, p->top_k,
+		r->arch.d_model, moe_kv_bytes_per_token(&r->arch, KV_BYTES),
+		moe_params_bytes(p, MOE_DT_BF16, 0), moe_params_bytes(p, MOE_DT_Q4_K, 0),
+		moe_params_bytes(p, MOE_DT_Q4_K, 2));
+}
+
+/* One row of the comparison printed after several human reports. */
+struct row {
+	char *name, *model;
+	uint64_t total, active, bf16, q4k, kv;
+	uint32_t experts, top_k;
+	int known;
+};
+
+static void print_rows(const struct row *rows, size_t n)
+{
+	char b[7][32];
+	int w = 5, wm = 5;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((int)strlen(rows[i].name) > w)
+			w = (int)strlen(rows[i].name);
+		if ((int)strlen(rows[i].model) > wm)
+			wm = (int)strlen(rows[i].model);
+	}
+	printf("\n%-*s  %-*s %9s %9s %6s %8s %10s %10s %10s\n", w, "input", wm, "model",
+		"total", "active", "ratio", "experts", "BF16", "Q4_K", "KV/token");
+	for (size_t i = 0; i < n; i++) {
+		char ex[24];
+
+		snprintf(ex, sizeof ex, "%u/%u", rows[i].top_k, rows[i].experts);
+		printf("%-*s  %-*s %9s %9s %5.1f%% %8s %10s %10s %10s\n", w, rows[i].name, wm,
+			rows[i].model, human_n(rows[i].total, b[0], 32),
+			rows[i].known ? human_n(rows[i].active, b[1], 32) : "-",
+			rows[i].known && rows[i].total ? 100.0 * rows[i].active / rows[i].total : 0.0,
+			ex, human_b(rows[i].bf16, b[2], 32), human_b(rows[i].q4k, b[3], 32),
+			human_b(rows[i].kv, b[4], 32));
+	}
+}
+
+/* ---- one input ---------------------------------------------------------- */
+
+static int inspect(const char *path, const struct opts *o, struct row *row)
 {
 	struct moe_ckpt *ck;
+	struct report r = { 0 };
 	const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
-	int rc;
+	int rc, listing = o->tensors || o->metadata;
 
 	if (moe_ckpt_new(&ck) != 0) {
 		moe_cli_error(name, "out of memory");
@@ -206,15 +687,40 @@ static int inspect(const char *path, const struct opts *o)
 		moe_ckpt_free(ck);
 		return -1;
 	}
-	if (o->json)
-		rc = print_json(name, ck, o);
+	r.name = name;
+	if (!listing && describe(&r, ck, o) != 0) {
+		report_release(&r);
+		moe_ckpt_free(ck);
+		return -1;
+	}
+	if (o->tsv && !listing)
+		print_tsv(&r);
+	else if (o->json)
+		rc = print_json(name, ck, o, listing ? NULL : &r);
 	else {
 		print_summary(name, ck);
+		if (!listing) {
+			print_arch(&r);
+			print_params(&r, o);
+		}
 		if (o->metadata)
 			print_metadata(ck);
 		if (o->tensors)
 			print_tensors(ck);
 	}
+	if (row && r.have_arch) {
+		row->name = strdup(name);
+		row->model = strdup(r.arch.model_type);
+		row->total = r.p->total;
+		row->active = r.p->active;
+		row->known = r.p->active_known;
+		row->experts = r.p->n_expert;
+		row->top_k = r.p->top_k;
+		row->bf16 = moe_params_bytes(r.p, MOE_DT_BF16, 0);
+		row->q4k = moe_params_bytes(r.p, MOE_DT_Q4_K, 0);
+		row->kv = moe_kv_bytes_per_token(&r.arch, KV_BYTES);
+	}
+	report_release(&r);
 	moe_ckpt_free(ck);
 	return rc;
 }
@@ -222,24 +728,39 @@ static int inspect(const char *path, const struct opts *o)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "ctx", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "metadata", no_argument, NULL, 'm' },
 		{ "tensors", no_argument, NULL, 't' },
+		{ "tsv", no_argument, NULL, 'T' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct opts o = { 0 };
-	int c, status = MOE_EXIT_OK;
+	struct row *rows = NULL;
+	size_t nrows = 0;
+	int c, status = MOE_EXIT_OK, compare;
 
 	moe_cli_init(argv[0]);
 	argv[0] = (char *)moe_cli_progname();  /* getopt's messages use it */
-	while ((c = getopt_long(argc, argv, "hjmt", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:c:hjmt", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'b':
+			if (moe_cli_parse_double("--bandwidth", optarg, 1e-6, 1e9, &o.bandwidth) != 0)
+				return MOE_EXIT_USAGE;
+			o.bandwidth *= 1e9;
+			break;
+		case 'c':
+			if (moe_cli_parse_u64("--ctx", optarg, 1, UINT64_C(1) << 40, &o.ctx) != 0)
+				return MOE_EXIT_USAGE;
+			break;
 		case 'h': usage(stdout); return moe_cli_close_stdout(MOE_EXIT_OK);
 		case 'j': o.json = 1; break;
 		case 'm': o.metadata = 1; break;
 		case 't': o.tensors = 1; break;
+		case 'T': o.tsv = 1; break;
 		case 'V': moe_cli_version(); return moe_cli_close_stdout(MOE_EXIT_OK);
 		default: usage(stderr); return MOE_EXIT_USAGE;
 		}
@@ -250,10 +771,29 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return MOE_EXIT_USAGE;
 	}
-	if (argc == 0 && inspect("-", &o) != 0)
+	if (o.tsv)
+		fputs(tsv_header, stdout);
+	compare = argc > 1 && !o.json && !o.tsv && !o.tensors && !o.metadata;
+	if (compare && (rows = calloc((size_t)argc, sizeof *rows)) == NULL) {
+		moe_cli_error(NULL, "out of memory");
+		return MOE_EXIT_FAIL;
+	}
+	if (argc == 0 && inspect("-", &o, NULL) != 0)
 		status = MOE_EXIT_FAIL;
-	for (int i = 0; i < argc; i++)
-		if (inspect(argv[i], &o) != 0)
+	for (int i = 0; i < argc; i++) {
+		if (compare && i > 0)
+			putchar('\n');
+		if (inspect(argv[i], &o, compare ? &rows[nrows] : NULL) != 0)
 			status = MOE_EXIT_FAIL;
+		else if (compare && rows[nrows].name)
+			nrows++;
+	}
+	if (compare && nrows > 1)
+		print_rows(rows, nrows);
+	for (size_t i = 0; i < nrows; i++) {
+		free(rows[i].name);
+		free(rows[i].model);
+	}
+	free(rows);
 	return moe_cli_close_stdout(status);
 }
