@@ -50,7 +50,8 @@ int moe_quantize_row_q8_0_act(const float *x, void *dst, int64_t n);
 
 /* Activation quantizer for a weight type's dot product:
  * moe_vec_dot_type() gives the activation type (Q8_0 for Q4_0, Q5_0,
- * Q8_0 and MXFP4; Q8_1 for Q4_1/Q5_1; Q8_K for Q4_K/Q5_K/Q6_K) and
+ * Q8_0, IQ4_NL and MXFP4; Q8_1 for Q4_1/Q5_1; Q8_K for Q2_K..Q6_K and
+ * IQ4_XS) and
  * moe_quantize_row_act() quantizes n floats into it the way llama.cpp's
  * x86 build does at run time. MOE_DT_INVALID / MOE_EUNSUP when t has no
  * dot product. */

@@ -78,10 +78,12 @@ enum moe_dtype moe_vec_dot_type(enum moe_dtype t)
 {
 	switch (t) {
 	case MOE_DT_Q4_0: case MOE_DT_Q5_0: case MOE_DT_Q8_0: case MOE_DT_MXFP4:
+	case MOE_DT_IQ4_NL:
 		return MOE_DT_Q8_0;
 	case MOE_DT_Q4_1: case MOE_DT_Q5_1:
 		return MOE_DT_Q8_1;
-	case MOE_DT_Q4_K: case MOE_DT_Q5_K: case MOE_DT_Q6_K:
+	case MOE_DT_Q2_K: case MOE_DT_Q3_K: case MOE_DT_Q4_K: case MOE_DT_Q5_K:
+	case MOE_DT_Q6_K: case MOE_DT_IQ4_XS:
 		return MOE_DT_Q8_K;
 	default:
 		return MOE_DT_INVALID;
@@ -222,6 +224,7 @@ int moe_vec_dot(enum moe_dtype t, int64_t n, const void *w, const void *a,
 	case MOE_DT_Q5_1: *out = dot_q5_1(n / 32, w, a); return 0;
 	case MOE_DT_Q8_0: *out = dot_q8_0(n / 32, w, a); return 0;
 	case MOE_DT_MXFP4: *out = moe_mxfp4_vec_dot(n / 32, w, a); return 0;
+	case MOE_DT_IQ4_NL: *out = moe_iq4_nl_vec_dot(n / 32, w, a); return 0;
 	default: return moe_vec_dot_k(t, n / QK_K, w, a, out);
 	}
 }

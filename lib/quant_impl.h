@@ -98,6 +98,16 @@ static inline int q_min(int a, int b) { return a < b ? a : b; }
 static inline int q_max(int a, int b) { return a > b ? a : b; }
 static inline int q_clamp(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
+/* 6-bit signed scale j (-32..31) of a Q3_K block's 12 scale bytes: low
+ * 4 bits in sc[0..7] (two per byte), high 2 bits in sc[8..11]. */
+static inline int q3k_scale(const uint8_t *sc, int j)
+{
+	int lo = j < 8 ? sc[j] & 0xf : sc[j - 8] >> 4;
+	int hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
+
+	return (lo | hi << 4) - 32;
+}
+
 /* Legacy 32-value block formats (quant_legacy.c). */
 void moe_q4_0_quantize(const float *x, void *y, int64_t nb);
 void moe_q4_0_dequantize(const void *x, float *y, int64_t nb);
@@ -134,6 +144,8 @@ void moe_iq4_nl_quantize(const float *x, void *y, int64_t nb);
 void moe_iq4_nl_dequantize(const void *x, float *y, int64_t nb);
 void moe_iq4_xs_quantize(const float *x, void *y, int64_t nb);
 void moe_iq4_xs_dequantize(const void *x, float *y, int64_t nb);
+float moe_iq4_nl_vec_dot(int64_t nb, const void *x, const void *y);
+float moe_iq4_xs_vec_dot(int64_t nb, const void *x, const void *y);
 
 /* Ternary (quant_tq.c). */
 void moe_tq1_0_quantize(const float *x, void *y, int64_t nb);

@@ -180,3 +180,53 @@ void moe_iq4_xs_dequantize(const void *vx, float *y, int64_t nb)
 		}
 	}
 }
+
+/* Dot product with a Q8_0 activation row (ggml's generic
+ * vec_dot_iq4_nl_q8_0: both fp16 scales multiplied first). */
+float moe_iq4_nl_vec_dot(int64_t nb, const void *vx, const void *vy)
+{
+	const uint8_t *x = vx, *y = vy;
+	float sumf = 0;
+
+	for (int64_t i = 0; i < nb; i++, x += 18, y += 34) {
+		float d = q_f32_from_le16(y) * q_f32_from_le16(x);
+		int sumi = 0;
+
+		for (int j = 0; j < 16; j++) {
+			sumi += (int8_t)y[2 + j] * IQ4_LEVELS[x[2 + j] & 0xf];
+			sumi += (int8_t)y[2 + j + 16] * IQ4_LEVELS[x[2 + j] >> 4];
+		}
+		sumf += d * (float)sumi;
+	}
+	return sumf;
+}
+
+/* Dot product with a Q8_K activation row (292-byte blocks: f32 d,
+ * qs[256], bsums[16]); one float term per 32-value group. */
+float moe_iq4_xs_vec_dot(int64_t nb, const void *vx, const void *vy)
+{
+	const uint8_t *x = vx, *y = vy;
+	float sumf = 0;
+
+	for (int64_t i = 0; i < nb; i++, x += 136, y += 292) {
+		float dy, d4d8;
+		unsigned sh = x[2] | (unsigned)x[3] << 8;
+
+		memcpy(&dy, y, 4);
+		d4d8 = q_f32_from_le16(x) * dy;
+		for (int ib = 0; ib < 8; ib++) {
+			int ls = ((x[4 + ib / 2] >> 4 * (ib % 2)) & 0xf) |
+				(int)((sh >> 2 * ib) & 3) << 4;
+			const uint8_t *qs = x + 8 + 16 * ib;
+			const int8_t *q8 = (const int8_t *)(y + 4 + 32 * ib);
+			int sumi = 0;
+
+			for (int j = 0; j < 16; j++) {
+				sumi += q8[j] * IQ4_LEVELS[qs[j] & 0xf];
+				sumi += q8[j + 16] * IQ4_LEVELS[qs[j] >> 4];
+			}
+			sumf += d4d8 * (float)(ls - 32) * (float)sumi;
+		}
+	}
+	return sumf;
+}

@@ -343,16 +343,6 @@ void moe_q2_k_dequantize(const void *vx, float *y, int64_t nb)
 
 /* ---- Q3_K ---- */
 
-/* 6-bit signed scale j of a Q3_K block (low 4 bits in scales[0..7], high
- * 2 bits in scales[8..11]). */
-static int q3k_scale(const uint8_t *sc, int j)
-{
-	int lo = j < 8 ? sc[j] & 0xf : sc[j - 8] >> 4;
-	int hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
-
-	return (lo | hi << 4) - 32;
-}
-
 static void q3k_set_scale(uint8_t *sc, int j, int l)
 {
 	if (j < 8)

@@ -1,4 +1,4 @@
-/* Dot products of Q4_K/Q5_K/Q6_K weight rows with Q8_K activation rows, in ggml's generic summation order. */
+/* Dot products of K-quant (and IQ4_XS) weight rows with Q8_K activation rows, in ggml's generic summation order. */
 #include "error.h"
 #include "quant_impl.h"
 
@@ -93,6 +93,23 @@ static void add_q45k(struct lanes *ln, const uint8_t *x, const uint8_t *qh,
 	ln->sumf -= q_f32_from_le16(x + 2) * dy * (float)sumi;
 }
 
+static void add_q3k(struct lanes *ln, const uint8_t *x, const uint8_t *y)
+{
+	int8_t a[QK_K];
+	int sc[16];
+	const uint8_t *hm = x, *q3 = x + 32;
+
+	/* value = 2-bit quant - 4 unless its hmask bit is set */
+	for (int n = 0, m = 0; n < QK_K; n += 128, q3 += 32)
+		for (int shift = 0; shift < 8; shift += 2, m++)
+			for (int l = 0; l < 32; l++)
+				a[n + 16 * shift + l] = (int8_t)(((q3[l] >> shift) & 3) -
+					((hm[l] >> m & 1) ? 0 : 4));
+	for (int j = 0; j < 16; j++)
+		sc[j] = q3k_scale(x + 96, j);
+	lanes_add(ln, a, sc, 16, y, q_f32_from_le16(x + 108) * q8k_d(y));
+}
+
 static void add_q6k(struct lanes *ln, const uint8_t *x, const uint8_t *y)
 {
 	int8_t a[QK_K];
@@ -111,14 +128,54 @@ static void add_q6k(struct lanes *ln, const uint8_t *x, const uint8_t *y)
 	lanes_add(ln, a, sc, 16, y, q_f32_from_le16(x + 208) * q8k_d(y));
 }
 
+/* Q2_K has its own order in ggml: one integer sum per super-block,
+ * scaled once, with the min term subtracted in the same expression. */
+static float dot_q2k(int64_t nb, const uint8_t *x, const uint8_t *y)
+{
+	float sumf = 0;
+
+	for (int64_t i = 0; i < nb; i++, x += 84, y += 292) {
+		const uint8_t *sc = x, *q2 = x + 16;
+		const int8_t *q8 = (const int8_t *)(y + 4);
+		int summs = 0, isum = 0, is = 0;
+		float dall = q8k_d(y) * q_f32_from_le16(x + 80);
+		float dmin = q8k_d(y) * q_f32_from_le16(x + 82);
+
+		for (int j = 0; j < 16; j++)
+			summs += q8k_bsum(y, j) * (sc[j] >> 4);
+		for (int k = 0; k < 2; k++, q2 += 32)
+			for (int shift = 0; shift < 8; shift += 2, q8 += 32)
+				for (int half = 0; half < 2; half++, is++) {
+					int isuml = 0;
+
+					for (int l = 16 * half; l < 16 * half + 16; l++)
+						isuml += q8[l] * ((q2[l] >> shift) & 3);
+					isum += (sc[is] & 0xf) * isuml;
+				}
+		sumf += dall * (float)isum - dmin * (float)summs;
+	}
+	return sumf;
+}
+
 int moe_vec_dot_k(enum moe_dtype t, int64_t nb, const void *vw, const void *va,
 	float *out)
 {
 	const uint8_t *x = vw, *y = va;
 	struct lanes ln = { { 0 }, 0 };
 
+	if (t == MOE_DT_Q2_K) {
+		*out = dot_q2k(nb, x, y);
+		return 0;
+	}
+	if (t == MOE_DT_IQ4_XS) {
+		*out = moe_iq4_xs_vec_dot(nb, x, y);
+		return 0;
+	}
 	for (int64_t i = 0; i < nb; i++, y += 292) {
 		switch (t) {
+		case MOE_DT_Q3_K:
+			add_q3k(&ln, x + 110 * i, y);
+			break;
 		case MOE_DT_Q4_K:
 			add_q45k(&ln, x + 144 * i, NULL, x + 144 * i + 16, y);
 			break;

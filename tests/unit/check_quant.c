@@ -89,7 +89,7 @@ START_TEST(bad_arguments_are_refused)
 	ck_assert_int_eq(moe_dequantize_row(MOE_DT_Q4_0, q, x, 48), MOE_ERANGE);
 	ck_assert_int_eq(moe_dequantize_row(MOE_DT_IQ1_S, q, x, 256), MOE_EUNSUP);
 	ck_assert_int_eq(moe_quantize_row_q8_0_act(x, q, 31), MOE_ERANGE);
-	ck_assert_int_eq(moe_vec_dot(MOE_DT_Q2_K, 256, q, q, x), MOE_EUNSUP);
+	ck_assert_int_eq(moe_vec_dot(MOE_DT_TQ2_0, 256, q, q, x), MOE_EUNSUP);
 	/* zero rows is a valid, empty job */
 	ck_assert_int_eq(moe_quantize_rows(MOE_DT_Q8_0, x, q, 0, 32), 0);
 }
@@ -387,7 +387,8 @@ START_TEST(vec_dot_matches_dequantized_dot)
 {
 	static const enum moe_dtype W[] = {
 		MOE_DT_Q4_0, MOE_DT_Q4_1, MOE_DT_Q5_0, MOE_DT_Q5_1, MOE_DT_Q8_0,
-		MOE_DT_Q4_K, MOE_DT_Q5_K, MOE_DT_Q6_K, MOE_DT_MXFP4,
+		MOE_DT_Q2_K, MOE_DT_Q3_K, MOE_DT_Q4_K, MOE_DT_Q5_K, MOE_DT_Q6_K,
+		MOE_DT_IQ4_NL, MOE_DT_IQ4_XS, MOE_DT_MXFP4,
 	};
 	enum { N = 1024 };
 	float w[N], a[N], wd[N], ad[N], got;
