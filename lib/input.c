@@ -126,6 +126,27 @@ int moe_input_open_fn(struct moe_input **out, const char *name,
 	return rc;
 }
 
+int moe_input_reopen(const struct moe_input *in, struct moe_input **out)
+{
+	int fd, rc;
+
+	*out = NULL;
+	if (in->kind == K_MEM)
+		return moe_input_open_memory(out, in->mem, (size_t)in->size, in->name);
+	if (in->kind != K_FILE)
+		return MOE_ESEEK;
+	if ((fd = fcntl(in->fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return MOE_EIO;
+	if ((rc = input_alloc(out, in->name, K_FILE)) != 0) {
+		close(fd);
+		return rc;
+	}
+	(*out)->fd = fd;
+	(*out)->own_fd = 1;
+	(*out)->size = in->size;
+	return 0;
+}
+
 void moe_input_free(struct moe_input *in)
 {
 	if (in == NULL)
@@ -343,5 +364,49 @@ int moe_input_map(struct moe_input *in, const void **base, uint64_t *size)
 	}
 	*base = in->map;
 	*size = (uint64_t)in->size;
+	return 0;
+}
+
+int moe_input_spool(struct moe_input *in)
+{
+	const char *dir = getenv("TMPDIR");
+	char *path;
+	int fd;
+	uint64_t off = in->pos;
+
+	if (moe_input_seekable(in))
+		return 0;
+	if (asprintf(&path, "%s/moe-spool.XXXXXX", dir && *dir ? dir : "/tmp") < 0)
+		return moe_error_set(&in->err, MOE_ENOMEM, "out of memory");
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	free(path);
+	if (fd < 0)
+		return moe_error_set(&in->err, MOE_EIO, "cannot create a temporary file: %s",
+			strerror(errno));
+	for (;;) {
+		ssize_t r = in->len ? (ssize_t)in->len : fetch(in, BUFCAP);
+		if (r < 0 || (r == 0 && in->len == 0))
+			break;
+		if (pwrite(fd, in->buf + in->start, in->len, (off_t)off) != (ssize_t)in->len) {
+			int e = errno;
+			close(fd);
+			return moe_error_set(&in->err, MOE_EIO, "spooling input: %s", strerror(e));
+		}
+		off += in->len;
+		in->start = in->len = 0;
+	}
+	if (in->err.code) {
+		close(fd);
+		return in->err.code;
+	}
+	if (in->own_fd)
+		close(in->fd);
+	in->fd = fd;
+	in->own_fd = 1;
+	in->kind = K_FILE;
+	in->size = (int64_t)off;
+	in->eof = 0;
 	return 0;
 }

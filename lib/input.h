@@ -32,6 +32,10 @@ int moe_input_open_memory(struct moe_input **out, const void *buf, size_t n,
 /* Forward-only source from a callback; size is -1 when unknown. */
 int moe_input_open_fn(struct moe_input **out, const char *name,
 	moe_read_fn fn, void *ctx, int64_t size);
+/* A second handle on the same regular file or memory, with its own
+ * position (0); MOE_ESEEK for pipes and callbacks. Lets a loader come back
+ * to data after the caller has freed the first handle. */
+int moe_input_reopen(const struct moe_input *in, struct moe_input **out);
 void moe_input_free(struct moe_input *in);
 
 const char *moe_input_name(const struct moe_input *in);
@@ -60,5 +64,14 @@ int moe_input_seek(struct moe_input *in, uint64_t off);
 /* Maps the whole input read-only: 0, or MOE_ESEEK if not a regular file
  * or memory. */
 int moe_input_map(struct moe_input *in, const void **base, uint64_t *size);
+
+/*
+ * Turns a forward-only input into a seekable one by copying what is left of
+ * it into an unlinked temporary file in $TMPDIR (or /tmp), at the same
+ * offsets; a no-op on seekable inputs. For consumers that need random
+ * access (expert stacking from a pipe): memory stays flat, disk holds the
+ * stream.
+ */
+int moe_input_spool(struct moe_input *in);
 
 #endif
