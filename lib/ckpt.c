@@ -402,6 +402,7 @@ int moe_ckpt_load_input(struct moe_ckpt *ck, struct moe_input *in, const char *n
 {
 	const void *p;
 	size_t got;
+	enum moe_sniff kind;
 	int rc, fi;
 
 	if ((rc = moe_input_peek(in, 512, &p, &got)) != 0) {
@@ -409,7 +410,7 @@ int moe_ckpt_load_input(struct moe_ckpt *ck, struct moe_input *in, const char *n
 		moe_input_free(in);
 		return rc;
 	}
-	switch (moe_sniff_bytes(p, got)) {
+	switch ((kind = moe_sniff_bytes(p, got))) {
 	case MOE_SNIFF_ZIP:
 		/* torch.save writes <dir>/data.pkl first; other zips are archives */
 		if (got >= 30 && zip_first_is_pickle(p, got))
@@ -442,20 +443,19 @@ int moe_ckpt_load_input(struct moe_ckpt *ck, struct moe_input *in, const char *n
 		return moe_error_set(&ck->err, MOE_EFORMAT,
 			"not a checkpoint (unknown format)");
 	}
-	{
-		unsigned char m0 = ((const unsigned char *)p)[0];
-		if ((fi = moe_ckpt_add_file(ck, name, in)) < 0) {
-			moe_input_free(in);
-			return fi;
-		}
-		if (!moe_input_seekable(in))
-			ck->source |= MOE_SRC_STREAM;
-		if (m0 == 'G')
-			return moe_gguf_load(ck, fi);
-		if (m0 == 'P')
-			return moe_torch_load(ck, fi);
-		return moe_safetensors_load(ck, fi);
+	/* dispatch on the sniffed kind: a safetensors header length may
+	 * well start with the byte 'G' or 'P' */
+	if ((fi = moe_ckpt_add_file(ck, name, in)) < 0) {
+		moe_input_free(in);
+		return fi;
 	}
+	if (!moe_input_seekable(in))
+		ck->source |= MOE_SRC_STREAM;
+	if (kind == MOE_SNIFF_GGUF)
+		return moe_gguf_load(ck, fi);
+	if (kind == MOE_SNIFF_ZIP)
+		return moe_torch_load(ck, fi);
+	return moe_safetensors_load(ck, fi);
 }
 
 static int open_path_input(struct moe_ckpt *ck, const char *path, struct moe_input **in)

@@ -212,6 +212,28 @@ START_TEST(bad_header)
 }
 END_TEST
 
+/* A header length whose first byte reads 'G' or 'P' is still safetensors. */
+START_TEST(length_bytes_like_magic)
+{
+	static const char json[] = "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}";
+	static const size_t lens[] = { 'G', 'P', 'G' + 256, 'P' + 512 };
+	struct moe_ckpt *ck;
+	unsigned char *b;
+	size_t n;
+
+	for (int i = 0; i < 4; i++) {
+		b = st_file(json, lens[i] - strlen(json), 1, &n);
+		ck_assert_int_eq(moe_ckpt_new(&ck), 0);
+		if (moe_ckpt_open_memory(ck, b, n, "m.safetensors") != 0)
+			ck_abort_msg("length %zu: %s", lens[i], moe_ckpt_errstr(ck));
+		ck_assert_int_eq(moe_ckpt_format(ck), MOE_FMT_SAFETENSORS);
+		ck_assert_uint_eq(moe_ckpt_ntensors(ck), 1);
+		moe_ckpt_free(ck);
+		free(b);
+	}
+}
+END_TEST
+
 START_TEST(bad_lengths)
 {
 	unsigned char b[64] = "\0\0\0\0\0\0\0\0{}";
@@ -612,6 +634,7 @@ int main(void)
 	tcase_add_test(tc, valid_file);
 	tcase_add_test(tc, every_dtype_and_empty);
 	tcase_add_loop_test(tc, bad_header, 0, (int)(sizeof bad_headers / sizeof bad_headers[0]));
+	tcase_add_test(tc, length_bytes_like_magic);
 	tcase_add_test(tc, bad_lengths);
 	tcase_add_test(tc, every_prefix);
 	tcase_add_test(tc, forward_only_input);
