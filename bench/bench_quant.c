@@ -1,4 +1,4 @@
-/* Benchmark: MB/s of row quantization (Q8_0, Q4_0, Q4_K) and dequantization, against memcpy of the same bytes. */
+/* Benchmark: MB/s of row quantization (Q8_0, Q4_0, Q4_K), dequantization and dot products, against memcpy of the same bytes. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,8 @@
 
 /* usage: bench_quant [MiB of F32 input, default 16] */
 #define N_PER_ROW 4096
+
+static volatile float sink;
 
 static double now(void)
 {
@@ -64,6 +66,26 @@ int main(int argc, char **argv)
 		printf("%-5s quantize: %8.1f MB/s of F32 input (%.4f x memcpy)  "
 			"dequantize: %8.1f MB/s of F32 output (%.4f x memcpy)\n",
 			moe_dtype_name(t), mb / tq, t_copy / tq, mb / td, t_copy / td);
+	}
+	/* matrix-vector product rows x N_PER_ROW: dequantize-free dots */
+	for (size_t k = 0; k < sizeof TYPES / sizeof TYPES[0]; k++) {
+		enum moe_dtype t = TYPES[k], at = moe_vec_dot_type(t);
+		uint64_t wbytes;
+		uint8_t act[N_PER_ROW * 2];
+		double tv;
+		float sum = 0, r;
+
+		moe_quantize_rows(t, x, q, rows, N_PER_ROW);
+		moe_quantize_row_act(at, x, act, N_PER_ROW);
+		moe_dtype_nbytes(t, (uint64_t)n, &wbytes);
+		TIME_IT(tv, for (int64_t i = 0; i < rows; i++) {
+			moe_vec_dot(t, N_PER_ROW, q + (size_t)i * (wbytes / rows), act, &r);
+			sum += r;
+		});
+		sink = sum;  /* keeps the dots from being optimized away */
+		printf("%-5s x %s dot: %8.1f M weights/s (%.1f MB/s of %s weights)\n",
+			moe_dtype_name(t), moe_dtype_name(at), (double)n / tv / 1e6,
+			(double)wbytes / tv / 1e6, moe_dtype_name(t));
 	}
 	free(x);
 	free(y);
