@@ -636,6 +636,11 @@ int moe_ckpt_open(struct moe_ckpt *ck, const char *path)
 	return rc;
 }
 
+int moe_ckpt_open_input(struct moe_ckpt *ck, struct moe_input *in, const char *name)
+{
+	return moe_ckpt_load_input(ck, in, name);
+}
+
 int moe_ckpt_open_memory(struct moe_ckpt *ck, const void *buf, size_t n,
 	const char *name)
 {

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "dtype.h"
+#include "input.h"
 #include "meta.h"
 
 /*
@@ -67,6 +68,9 @@ int moe_ckpt_open(struct moe_ckpt *ck, const char *path);
 /* Opens a checkpoint held in memory (tests and fuzzers); not copied. */
 int moe_ckpt_open_memory(struct moe_ckpt *ck, const void *buf, size_t n,
 	const char *name);
+/* Opens a checkpoint from an input the caller opened (e.g. spooled stdin);
+ * takes ownership of in, also on failure. */
+int moe_ckpt_open_input(struct moe_ckpt *ck, struct moe_input *in, const char *name);
 const char *moe_ckpt_errstr(const struct moe_ckpt *ck);
 
 enum moe_format moe_ckpt_format(const struct moe_ckpt *ck);

@@ -338,3 +338,202 @@ json_t *moe_value_to_json(const struct moe_value *v, size_t max_items)
 		return json_null();
 	}
 }
+
+static enum moe_vtype vtype_by_name(const char *s)
+{
+	for (int t = 0; s && t < MOE_V_COUNT; t++)
+		if (strcmp(moe_vtype_name((enum moe_vtype)t), s) == 0)
+			return (enum moe_vtype)t;
+	return MOE_V_COUNT;
+}
+
+static json_t *typed_value(const struct moe_value *v);
+
+static json_t *typed_array(const struct moe_value *v)
+{
+	json_t *a = json_array();
+	size_t esz = moe_vtype_size(v->v.arr.type);
+
+	for (uint64_t i = 0; a && i < v->v.arr.n; i++) {
+		json_t *e;
+		if (v->v.arr.type == MOE_V_ARR) {
+			e = typed_value((const struct moe_value *)v->v.arr.data + i);
+		} else if (v->v.arr.type == MOE_V_STR) {
+			const struct moe_str *s = (const struct moe_str *)v->v.arr.data + i;
+			e = json_stringn(s->s, s->len);
+		} else {
+			struct moe_value x = elem(v->v.arr.type, (const char *)v->v.arr.data + i * esz);
+			e = moe_value_to_json(&x, 0);
+		}
+		if (e == NULL || json_array_append_new(a, e) != 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a ? json_pack("{s:s, s:s, s:o}", "t", "array", "e",
+		moe_vtype_name(v->v.arr.type), "v", a) : NULL;
+}
+
+static json_t *typed_value(const struct moe_value *v)
+{
+	json_t *x;
+
+	if (v->type == MOE_V_ARR)
+		return typed_array(v);
+	if (v->type == MOE_V_U64 && v->v.u > INT64_MAX)
+		return NULL;
+	x = v->type == MOE_V_STR ? json_stringn(v->v.str.s, v->v.str.len)
+		: moe_value_to_json(v, 0);
+	return x ? json_pack("{s:s, s:o}", "t", moe_vtype_name(v->type), "v", x) : NULL;
+}
+
+int moe_meta_to_typed_json(const struct moe_meta *m, json_t **out)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < m->n; i++) {
+		json_t *v = typed_value(&m->e[i].val);
+		if (v == NULL || json_object_set_new(v, "k", json_string(m->e[i].key)) != 0 ||
+		    json_array_append_new(a, v) != 0) {
+			json_decref(a);
+			return MOE_EFORMAT;
+		}
+	}
+	*out = a;
+	return a ? 0 : MOE_ENOMEM;
+}
+
+/* Stores a JSON scalar into packed element slot p of type t. */
+static int pack_elem(enum moe_vtype t, json_t *j, void *p)
+{
+	union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32;
+		int32_t i32; float f32; uint64_t u64; int64_t i64; double f64; } x;
+	json_int_t i = json_integer_value(j);
+
+	if (t == MOE_V_F32 || t == MOE_V_F64) {
+		if (!json_is_number(j))
+			return MOE_EFORMAT;
+		if (t == MOE_V_F32)
+			x.f32 = (float)json_number_value(j);
+		else
+			x.f64 = json_number_value(j);
+	} else if (t == MOE_V_BOOL) {
+		if (!json_is_boolean(j))
+			return MOE_EFORMAT;
+		x.u8 = json_is_true(j);
+	} else {
+		if (!json_is_integer(j))
+			return MOE_EFORMAT;
+		switch (t) {
+		case MOE_V_U8: x.u8 = (uint8_t)i; break;
+		case MOE_V_I8: x.i8 = (int8_t)i; break;
+		case MOE_V_U16: x.u16 = (uint16_t)i; break;
+		case MOE_V_I16: x.i16 = (int16_t)i; break;
+		case MOE_V_U32: x.u32 = (uint32_t)i; break;
+		case MOE_V_I32: x.i32 = (int32_t)i; break;
+		case MOE_V_U64: x.u64 = (uint64_t)i; break;
+		case MOE_V_I64: x.i64 = i; break;
+		default: return MOE_EFORMAT;
+		}
+	}
+	memcpy(p, &x, moe_vtype_size(t));
+	return 0;
+}
+
+static int untyped_value(json_t *j, struct moe_value *v, int depth);
+
+static int untyped_array(json_t *j, struct moe_value *v, int depth)
+{
+	json_t *a = json_object_get(j, "v");
+	enum moe_vtype et = vtype_by_name(json_string_value(json_object_get(j, "e")));
+	size_t n = json_array_size(a), esz;
+
+	if (!json_is_array(a) || et == MOE_V_COUNT || depth > 8)
+		return MOE_EFORMAT;
+	esz = et == MOE_V_STR ? sizeof(struct moe_str) :
+	      et == MOE_V_ARR ? sizeof(struct moe_value) : moe_vtype_size(et);
+	v->type = MOE_V_ARR;
+	v->v.arr.type = et;
+	v->v.arr.n = 0;
+	if (n && (v->v.arr.data = calloc(n, esz)) == NULL)
+		return MOE_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(a, i);
+		void *slot = (char *)v->v.arr.data + i * esz;
+		int rc;
+		if (et == MOE_V_STR) {
+			struct moe_str src = { (char *)json_string_value(e), json_string_length(e) };
+			rc = json_is_string(e) ? str_copy(slot, &src) : MOE_EFORMAT;
+		} else if (et == MOE_V_ARR) {
+			rc = untyped_value(e, slot, depth + 1);
+		} else {
+			rc = pack_elem(et, e, slot);
+		}
+		if (rc != 0) {
+			if (et == MOE_V_ARR)
+				moe_value_release(slot);
+			return rc;    /* caller releases v; n counts the done ones */
+		}
+		v->v.arr.n = i + 1;
+	}
+	return 0;
+}
+
+static int untyped_value(json_t *j, struct moe_value *v, int depth)
+{
+	enum moe_vtype t = vtype_by_name(json_string_value(json_object_get(j, "t")));
+	json_t *x = json_object_get(j, "v");
+
+	memset(v, 0, sizeof *v);
+	if (t == MOE_V_ARR)
+		return untyped_array(j, v, depth);
+	v->type = t;
+	if (t == MOE_V_STR) {
+		struct moe_str src = { (char *)json_string_value(x), json_string_length(x) };
+		return json_is_string(x) ? str_copy(&v->v.str, &src) : MOE_EFORMAT;
+	}
+	if (t == MOE_V_COUNT)
+		return MOE_EFORMAT;
+	if (t == MOE_V_F32 || t == MOE_V_F64) {
+		if (!json_is_number(x))
+			return MOE_EFORMAT;
+		v->v.f = t == MOE_V_F32 ? (double)(float)json_number_value(x) : json_number_value(x);
+		return 0;
+	}
+	if (t == MOE_V_BOOL) {
+		if (!json_is_boolean(x))
+			return MOE_EFORMAT;
+		v->v.u = json_is_true(x);
+		return 0;
+	}
+	if (!json_is_integer(x))
+		return MOE_EFORMAT;
+	if (t == MOE_V_I8 || t == MOE_V_I16 || t == MOE_V_I32 || t == MOE_V_I64)
+		v->v.i = json_integer_value(x);
+	else
+		v->v.u = (uint64_t)json_integer_value(x);
+	return 0;
+}
+
+int moe_meta_from_typed_json(struct moe_meta *m, json_t *j)
+{
+	size_t i;
+	json_t *e;
+
+	if (!json_is_array(j))
+		return MOE_EFORMAT;
+	json_array_foreach(j, i, e) {
+		const char *k = json_string_value(json_object_get(e, "k"));
+		struct moe_value v;
+		int rc;
+		if (k == NULL)
+			return MOE_EFORMAT;
+		if ((rc = untyped_value(e, &v, 0)) == 0)
+			rc = moe_meta_set(m, k, &v);
+		if (rc != 0) {
+			moe_value_release(&v);
+			return rc;
+		}
+	}
+	return 0;
+}

@@ -82,4 +82,16 @@ int moe_meta_get_bool(const struct moe_meta *m, const char *key, int *out);
  * cut (max_items 0 = all) and end with the string "... (N more)". */
 json_t *moe_value_to_json(const struct moe_value *v, size_t max_items);
 
+/*
+ * Lossless JSON form of a whole meta, for carrying GGUF metadata through
+ * formats that only hold strings (safetensors __metadata__): an array of
+ * {"k": key, "t": type, "v": value}, arrays as {"t": "array", "e": element
+ * type, "v": [...]} with nested arrays encoded the same way. F32 values are
+ * stored as their exact double. Strings must be UTF-8.
+ */
+int moe_meta_to_typed_json(const struct moe_meta *m, json_t **out);
+/* Adds every entry of a moe_meta_to_typed_json() array to m; MOE_EFORMAT on
+ * anything it did not write. */
+int moe_meta_from_typed_json(struct moe_meta *m, json_t *j);
+
 #endif

@@ -58,6 +58,7 @@ int moe_output_open_fd(struct moe_output **out, int fd, const char *name)
 int moe_output_open(struct moe_output **out, const char *path, unsigned flags)
 {
 	struct moe_output *o;
+	struct stat st;
 	char *dup, *dir;
 	int rc;
 
@@ -67,6 +68,14 @@ int moe_output_open(struct moe_output **out, const char *path, unsigned flags)
 	if ((rc = out_alloc(&o, path)) != 0)
 		return rc;
 	*out = o;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		/* a device or FIFO (/dev/null, a named pipe): write it in place */
+		if ((o->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+			return moe_error_set(&o->err, MOE_EIO, "cannot open: %s", strerror(errno));
+		o->own_fd = 1;
+		o->stream = 1;
+		return 0;
+	}
 	if (!(flags & MOE_OUT_FORCE) && access(path, F_OK) == 0)
 		return moe_error_set(&o->err, MOE_EEXIST,
 			"output exists (use --force to replace it)");

@@ -10,7 +10,8 @@
  * file in the target's directory; moe_output_commit() fsyncs and renames it
  * into place, so a failed run never leaves a half-written file under the
  * target name. "-" writes to standard output (no commit step needed, but
- * calling it flushes). moe_output_free() without a commit removes the temp.
+ * calling it flushes), and so does an existing device or FIFO such as
+ * /dev/null. moe_output_free() without a commit removes the temp.
  */
 struct moe_output;
 

@@ -1,0 +1,362 @@
+/* Streaming a conversion plan: rows in chunks, RoPE row order, dtype changes, GGUF/safetensors/shards. */
+#include "convert_impl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fp8block.h"
+#include "fpconv.h"
+#include "gguf.h"
+#include "quant.h"
+#include "safetensors.h"
+#include "shard.h"
+
+#define CHUNK (4u << 20)   /* source bytes per read */
+
+/* Where converted bytes go: one of the three writers. */
+struct sink {
+	int (*write)(void *w, const void *buf, size_t n);
+	const char *(*errstr)(const void *w);
+	void *w;
+};
+
+/* Buffers reused for every piece; sized for the widest row once. */
+struct rowbuf {
+	unsigned char *raw, *tmp, *out;
+	float *f32, *scale;
+	size_t raw_cap, tmp_cap, out_cap, f32_cap, scale_cap;
+	const struct moe_tensor *scale_t;
+	uint64_t scale_band;
+};
+
+static int grow(void **p, size_t *cap, size_t need)
+{
+	void *np;
+
+	if (need <= *cap)
+		return 0;
+	if ((np = realloc(*p, need)) == NULL)
+		return MOE_ENOMEM;
+	*p = np;
+	*cap = need;
+	return 0;
+}
+
+static uint64_t row_bytes(enum moe_dtype t, uint64_t row_len)
+{
+	uint64_t b = 0;
+
+	moe_dtype_nbytes(t, row_len, &b);
+	return b;
+}
+
+/* HF rotates the two halves of each head, llama.cpp adjacent pairs:
+ * GGUF row 2i+j of a head is HF row j*half+i. */
+static void permute_rows(const unsigned char *in, unsigned char *out, uint64_t nrows,
+	uint64_t per_head, size_t rb, int dir)
+{
+	uint64_t half = per_head / 2;
+
+	for (uint64_t h = 0; h < nrows / per_head; h++)
+		for (uint64_t i = 0; i < half; i++)
+			for (uint64_t j = 0; j < 2; j++) {
+				uint64_t g = h * per_head + 2 * i + j, f = h * per_head + j * half + i;
+				uint64_t to = dir > 0 ? g : f, from = dir > 0 ? f : g;
+				memcpy(out + to * rb, in + from * rb, rb);
+			}
+}
+
+/* Scale row of the 128-row band holding source row r. */
+static int fp8_scales(struct moe_conversion *c, struct rowbuf *b,
+	const struct piece *p, uint64_t r, uint64_t cols)
+{
+	uint64_t band = r / 128, n = (cols + 127) / 128;
+	int rc;
+
+	if (b->scale_t == p->scale && b->scale_band == band)
+		return 0;
+	if (grow((void **)&b->scale, &b->scale_cap, n * sizeof(float)) != 0)
+		return moe_error_set(&c->err, MOE_ENOMEM, "out of memory");
+	if (p->scale->dtype != MOE_DT_F32 || moe_tensor_numel(p->scale) <
+	    (band + 1) * n)
+		return moe_error_set(&c->err, MOE_EFORMAT, "tensor '%s' does not have the "
+			"F32 (%llu, %llu) block scales its weight needs", p->scale->name,
+			(unsigned long long)band + 1, (unsigned long long)n);
+	if ((rc = moe_ckpt_read(c->ck, p->scale, band * n * 4, b->scale, n * 4)) != 0)
+		return moe_error_set(&c->err, rc, "%s", moe_ckpt_errstr(c->ck));
+	b->scale_t = p->scale;
+	b->scale_band = band;
+	return 0;
+}
+
+/* One row from the source type to the output type, through F32. */
+static int convert_row(struct moe_conversion *c, struct rowbuf *b, const struct otensor *t,
+	const struct piece *p, uint64_t r, const unsigned char *in, unsigned char *out)
+{
+	int rc = 0;
+
+	if (p->scale) {
+		if ((rc = fp8_scales(c, b, p, r, t->row_len)) == 0)
+			rc = moe_fp8block_dequantize_rows(in, 1, (int64_t)t->row_len, b->scale, b->f32);
+	} else if (moe_dtype_is_quantized(t->sdtype)) {
+		rc = moe_dequantize_row(t->sdtype, in, b->f32, (int64_t)t->row_len);
+	} else {
+		rc = moe_cast(MOE_DT_F32, b->f32, t->sdtype, in, t->row_len);
+	}
+	if (rc == 0)
+		rc = moe_cast(t->dtype, out, MOE_DT_F32, b->f32, t->row_len);
+	if (rc != 0 && c->err.code == 0)
+		moe_error_set(&c->err, rc, "tensor '%s': cannot convert %s to %s", t->name,
+			moe_dtype_name(t->sdtype), moe_dtype_name(t->dtype));
+	return rc ? c->err.code : 0;
+}
+
+/* Source rows [r, r + k) of a piece into b->raw (generated or read). */
+static int load_rows(struct moe_conversion *c, struct rowbuf *b, const struct otensor *t,
+	const struct piece *p, uint64_t r, uint64_t k, size_t srb)
+{
+	int rc;
+
+	if (p->src->file == MOE_GEN_FILE) {
+		for (uint64_t i = 0; i < k; i++)
+			moe_conv_init_row(c, p->src, p->row0 + r + i,
+				(float *)(b->raw + i * srb), t->row_len);
+		return 0;
+	}
+	rc = moe_ckpt_read(c->ck, p->src, (p->row0 + r) * srb, b->raw, k * srb);
+	return rc ? moe_error_set(&c->err, rc, "%s", moe_ckpt_errstr(c->ck)) : 0;
+}
+
+static int stream_piece(struct moe_conversion *c, struct rowbuf *b, const struct otensor *t,
+	const struct piece *p, struct sink *s)
+{
+	size_t srb = row_bytes(t->sdtype, t->row_len), drb = row_bytes(t->dtype, t->row_len);
+	uint64_t group = t->perm ? p->nrows / t->heads : 1, k;
+	int same = t->sdtype == t->dtype && p->scale == NULL, rc;
+
+	if (t->perm && (t->heads == 0 || p->nrows % t->heads || group % 2))
+		return moe_error_set(&c->err, MOE_EFORMAT, "tensor '%s': %llu rows do not split "
+			"into %u heads of even size", t->name, (unsigned long long)p->nrows, t->heads);
+	k = CHUNK / (srb ? srb : 1) / group * group;
+	if (k < group)
+		k = group;
+	if (grow((void **)&b->raw, &b->raw_cap, k * srb) || grow((void **)&b->tmp, &b->tmp_cap, k * srb) ||
+	    grow((void **)&b->out, &b->out_cap, k * drb) ||
+	    grow((void **)&b->f32, &b->f32_cap, t->row_len * sizeof(float)))
+		return moe_error_set(&c->err, MOE_ENOMEM, "out of memory");
+	for (uint64_t r = 0; r < p->nrows; r += k) {
+		uint64_t kk = p->nrows - r < k ? p->nrows - r : k;
+		unsigned char *in = b->raw;
+		if ((rc = load_rows(c, b, t, p, r, kk, srb)) != 0)
+			return rc;
+		if (t->perm) {
+			permute_rows(b->raw, b->tmp, kk, group, srb, t->perm);
+			in = b->tmp;
+		}
+		for (uint64_t i = 0; !same && i < kk; i++)
+			if ((rc = convert_row(c, b, t, p, p->row0 + r + i, in + i * srb,
+			    b->out + i * drb)) != 0)
+				return rc;
+		if ((rc = s->write(s->w, same ? in : b->out, kk * drb)) != 0)
+			return moe_error_set(&c->err, rc, "%s", s->errstr(s->w));
+		c->done += kk * drb;
+		if (c->o.progress)
+			c->o.progress(c->o.progress_ctx, c->done, c->total);
+	}
+	return 0;
+}
+
+static int stream_all(struct moe_conversion *c, struct sink *s)
+{
+	struct rowbuf b = { 0 };
+	int rc = 0;
+
+	c->done = 0;
+	for (size_t i = 0; rc == 0 && i < c->n; i++)
+		for (size_t k = 0; rc == 0 && k < c->t[i].np; k++)
+			rc = stream_piece(c, &b, &c->t[i], &c->t[i].p[k], s);
+	free(b.raw);
+	free(b.tmp);
+	free(b.out);
+	free(b.f32);
+	free(b.scale);
+	return rc;
+}
+
+static int gguf_w(void *w, const void *buf, size_t n) { return moe_gguf_writer_write(w, buf, n); }
+static const char *gguf_e(const void *w) { return moe_gguf_writer_errstr(w); }
+static int st_w(void *w, const void *buf, size_t n) { return moe_st_writer_write(w, buf, n); }
+static const char *st_e(const void *w) { return moe_st_writer_errstr(w); }
+static int shard_w(void *w, const void *buf, size_t n) { return moe_shard_writer_write(w, buf, n); }
+static const char *shard_e(const void *w) { return moe_shard_writer_errstr(w); }
+
+static int write_gguf(struct moe_conversion *c, struct moe_output *out)
+{
+	struct moe_gguf_writer *w;
+	struct sink s = { gguf_w, gguf_e, NULL };
+	int rc;
+
+	if (!moe_meta_find(c->kv, "general.architecture"))
+		return moe_error_set(&c->err, MOE_EUNSUP, "cannot write GGUF: the input's "
+			"architecture is unknown (no GGUF metadata and no config.json of a "
+			"supported model_type: %s)", moe_family_list());
+	if ((rc = moe_gguf_writer_new(&w, out)) != 0)
+		return moe_error_set(&c->err, rc, "out of memory");
+	s.w = w;
+	rc = moe_gguf_writer_set_meta(w, c->kv);
+	for (size_t i = 0; rc == 0 && i < c->n; i++)
+		rc = moe_gguf_writer_add_tensor(w, c->t[i].name, c->t[i].dtype, c->t[i].ndim,
+			c->t[i].shape);
+	if (rc == 0)
+		rc = moe_gguf_writer_begin_data(w);
+	if (rc != 0) {
+		moe_error_set(&c->err, rc, "%s", moe_gguf_writer_errstr(w));
+	} else if ((rc = stream_all(c, &s)) == 0 && (rc = moe_gguf_writer_finish(w)) != 0) {
+		moe_error_set(&c->err, rc, "%s", moe_gguf_writer_errstr(w));
+	}
+	moe_gguf_writer_free(w);
+	return rc;
+}
+
+/* __metadata__ entries: a GGUF's metadata and tensor order ride along so
+ * that converting back gives the same file. */
+static int st_metadata(struct moe_conversion *c,
+	int (*set)(void *w, const char *k, const char *v), void *w)
+{
+	json_t *j = NULL;
+	char *s;
+	int rc = set(w, "format", "pt");
+
+	if (rc != 0 || !c->src_gguf)
+		return rc;
+	if ((rc = moe_meta_to_typed_json(c->kv, &j)) != 0)
+		return moe_error_set(&c->err, rc, "GGUF metadata holds a string that is not "
+			"UTF-8 and cannot be carried into safetensors");
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	rc = s ? set(w, "gguf.metadata", s) : MOE_ENOMEM;
+	free(s);
+	if (rc == 0 && c->order) {
+		s = json_dumps(c->order, JSON_COMPACT);
+		rc = s ? set(w, "gguf.tensor_order", s) : MOE_ENOMEM;
+		free(s);
+	}
+	return rc;
+}
+
+static int st_set(void *w, const char *k, const char *v) { return moe_st_writer_set_meta(w, k, v); }
+static int shard_set(void *w, const char *k, const char *v) { return moe_shard_writer_set_meta(w, k, v); }
+
+static int write_st(struct moe_conversion *c, struct moe_output *out)
+{
+	struct moe_st_writer *w;
+	struct sink s = { st_w, st_e, NULL };
+	int rc;
+
+	if ((rc = moe_st_writer_new(&w, out)) != 0)
+		return moe_error_set(&c->err, rc, "out of memory");
+	s.w = w;
+	rc = st_metadata(c, st_set, w);
+	for (size_t i = 0; rc == 0 && i < c->n; i++)
+		rc = moe_st_writer_add_tensor(w, c->t[i].name, c->t[i].dtype, c->t[i].ndim,
+			c->t[i].shape);
+	if (rc == 0)
+		rc = moe_st_writer_begin_data(w);
+	if (rc != 0) {
+		if (c->err.code == 0)
+			moe_error_set(&c->err, rc, "%s", moe_st_writer_errstr(w));
+	} else if ((rc = stream_all(c, &s)) == 0 && (rc = moe_st_writer_finish(w)) != 0) {
+		moe_error_set(&c->err, rc, "%s", moe_st_writer_errstr(w));
+	}
+	moe_st_writer_free(w);
+	return rc;
+}
+
+int moe_convert_write(struct moe_conversion *c, struct moe_output *out)
+{
+	return c->dst_gguf ? write_gguf(c, out) : write_st(c, out);
+}
+
+static int write_shards(struct moe_conversion *c, const char *dir, uint64_t max,
+	unsigned flags)
+{
+	struct moe_shard_writer *w;
+	struct sink s = { shard_w, shard_e, NULL };
+	int rc;
+
+	if ((rc = moe_shard_writer_new(&w, dir, max, flags & MOE_OUT_FORCE ?
+	    MOE_SHARD_FORCE : 0)) != 0)
+		return moe_error_set(&c->err, rc, "%s", w ? moe_shard_writer_errstr(w)
+			: "out of memory");
+	s.w = w;
+	rc = st_metadata(c, shard_set, w);
+	for (size_t i = 0; rc == 0 && i < c->n; i++)
+		rc = moe_shard_writer_add_tensor(w, c->t[i].name, c->t[i].dtype, c->t[i].ndim,
+			c->t[i].shape);
+	if (rc == 0)
+		rc = moe_shard_writer_begin_data(w);
+	if (rc != 0) {
+		if (c->err.code == 0)
+			moe_error_set(&c->err, rc, "%s", moe_shard_writer_errstr(w));
+	} else if ((rc = stream_all(c, &s)) == 0 && (rc = moe_shard_writer_finish(w)) != 0) {
+		moe_error_set(&c->err, rc, "%s", moe_shard_writer_errstr(w));
+	}
+	moe_shard_writer_free(w);
+	return rc;
+}
+
+/* dir/name written atomically through a moe_output. */
+static int write_file(struct moe_conversion *c, const char *dir, const char *name,
+	unsigned flags, struct moe_output **o)
+{
+	char *path;
+	int rc;
+
+	if (asprintf(&path, "%s/%s", dir, name) < 0)
+		return moe_error_set(&c->err, MOE_ENOMEM, "out of memory");
+	rc = moe_output_open(o, path, flags);
+	if (rc != 0)
+		moe_error_set(&c->err, rc, "%s: %s", path, *o ? moe_output_errstr(*o)
+			: "out of memory");
+	free(path);
+	return rc;
+}
+
+static int write_config(struct moe_conversion *c, const char *dir, unsigned flags)
+{
+	struct moe_output *o = NULL;
+	char *s = json_dumps(c->config, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	int rc = s ? write_file(c, dir, "config.json", flags, &o) : MOE_ENOMEM;
+
+	if (rc == 0 && ((rc = moe_output_write(o, s, strlen(s))) != 0 ||
+	    (rc = moe_output_write(o, "\n", 1)) != 0 || (rc = moe_output_commit(o)) != 0))
+		moe_error_set(&c->err, rc, "config.json: %s", moe_output_errstr(o));
+	moe_output_free(o);
+	free(s);
+	return rc;
+}
+
+int moe_convert_write_dir(struct moe_conversion *c, const char *dir,
+	uint64_t max_shard, unsigned flags)
+{
+	struct moe_output *o = NULL;
+	int rc;
+
+	if (c->dst_gguf)
+		return moe_error_set(&c->err, MOE_EINVAL, "a directory holds safetensors, not GGUF");
+	if (c->config == NULL)
+		return moe_error_set(&c->err, MOE_EUNSUP, "no config.json can be written for "
+			"this input (unknown family); write one safetensors file instead");
+	if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+		return moe_error_set(&c->err, MOE_EIO, "%s: %s", dir, strerror(errno));
+	if (max_shard > 0) {
+		rc = write_shards(c, dir, max_shard, flags);
+	} else if ((rc = write_file(c, dir, "model.safetensors", flags, &o)) == 0 &&
+	           (rc = write_st(c, o)) == 0 && (rc = moe_output_commit(o)) != 0) {
+		moe_error_set(&c->err, rc, "model.safetensors: %s", moe_output_errstr(o));
+	}
+	moe_output_free(o);
+	return rc ? rc : write_config(c, dir, flags);
+}
