@@ -27,7 +27,7 @@ test_expect_success "moe-inspect with no operand reads stdin" "
 	grep -q '<stdin>: config' out
 "
 
-for t in moe-convert moe-quantize moe-run; do
+for t in moe-convert moe-quantize; do
 	test_expect_success "$t says it is not implemented and exits 1" "
 		test_fails 1 $t &&
 		grep -q 'not implemented yet' \"\$TMPD/.ferr\"
