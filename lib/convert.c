@@ -41,7 +41,8 @@ int moe_conv_piece(struct moe_conversion *c, struct otensor *t,
 	if (p == NULL)
 		return moe_error_set(&c->err, MOE_ENOMEM, "out of memory");
 	t->p = p;
-	p[t->np++] = (struct piece){ src, row0, nrows, NULL };
+	p[t->np++] = (struct piece){ src, row0, nrows,
+		src == c->cur_src ? c->cur_scale : NULL };
 	return 0;
 }
 
@@ -189,8 +190,9 @@ static int parse_experts(struct moe_conversion *c)
 		if (line[strspn(line, " \t\r")] != '\0' && line[strspn(line, " \t")] != '#')
 			rc = expert_line(c, line);
 	free(dup);
-	/* GGUF has one expert count for all layers */
-	for (uint32_t l = 0; rc == 0 && l < c->n_layers; l++) {
+	/* GGUF has one expert count for all MoE layers */
+	for (uint32_t l = moe_conv_hp(c, "leading_dense_block_count", 0);
+	     rc == 0 && l < c->n_layers; l++) {
 		uint32_t nk = c->keep[l] ? c->nkeep[l] : c->n_expert;
 		if (c->layer_map[l] < 0)
 			continue;
@@ -385,7 +387,7 @@ static int stack_expert(struct moe_conversion *c, const struct moe_tensor *s,
 	    memcmp(t->shape + 1, s->shape, (size_t)s->ndim * sizeof *s->shape) != 0)
 		return moe_error_set(&c->err, MOE_EFORMAT,
 			"tensor '%s' differs in shape or dtype from the other experts", s->name);
-	t->p[pos] = (struct piece){ s, 0, nrows_of(s), NULL };
+	t->p[pos] = (struct piece){ s, 0, nrows_of(s), c->cur_scale };
 	return 0;
 }
 
@@ -538,10 +540,9 @@ static int note_order(struct moe_conversion *c, const struct moe_name_match *m)
 		: moe_error_set(&c->err, MOE_ENOMEM, "out of memory");
 }
 
-static int plan_one(struct moe_conversion *c, const struct moe_tensor *s, long seq)
+static int plan_mapped(struct moe_conversion *c, const struct moe_tensor *s, long seq)
 {
 	struct moe_name_match m;
-	size_t before = c->n;
 	int rc;
 
 	if (c->fam == NULL || moe_namemap_match(c->fam, s->name, !c->src_gguf, &m) != 0) {
@@ -550,7 +551,7 @@ static int plan_one(struct moe_conversion *c, const struct moe_tensor *s, long s
 				"family '%s' (leave it out with --drop-tensors)", s->name,
 				c->dst_gguf ? "GGUF" : "Hugging Face",
 				c->fam ? moe_family_gguf_arch(c->fam) : "unknown");
-		if (c->layer_map && (c->o.layers || c->o.experts))
+		if (c->o.layers || c->o.experts)
 			return moe_error_set(&c->err, MOE_EUNSUP, "tensor '%s' is not part of "
 				"a known family layout, so subsets cannot place it", s->name);
 		return plan_same(c, s, NULL, seq);
@@ -558,15 +559,19 @@ static int plan_one(struct moe_conversion *c, const struct moe_tensor *s, long s
 	if (c->src_gguf && !c->dst_gguf && (rc = note_order(c, &m)) != 0)
 		return rc;
 	if (c->src_gguf == c->dst_gguf)
-		rc = plan_same(c, s, &m, seq);
-	else if (c->dst_gguf)
-		rc = plan_to_gguf(c, s, &m);
-	else
-		rc = plan_to_hf(c, s, &m);
-	for (size_t i = before; rc == 0 && i < c->n; i++)
-		for (size_t k = 0; k < c->t[i].np; k++)
-			if (c->t[i].p[k].src == s)
-				c->t[i].p[k].scale = fp8_scale(c, s);
+		return plan_same(c, s, &m, seq);
+	return c->dst_gguf ? plan_to_gguf(c, s, &m) : plan_to_hf(c, s, &m);
+}
+
+/* Plans the outputs of one input tensor; FP8 weights bring their scales. */
+static int plan_one(struct moe_conversion *c, const struct moe_tensor *s, long seq)
+{
+	int rc;
+
+	c->cur_src = s;
+	c->cur_scale = fp8_scale(c, s);
+	rc = plan_mapped(c, s, seq);
+	c->cur_src = c->cur_scale = NULL;
 	return rc;
 }
 

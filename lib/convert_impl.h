@@ -55,6 +55,8 @@ struct moe_conversion {
 	uint32_t **keep;                /* [n_layers] kept experts, NULL = all */
 	uint32_t *nkeep;
 	uint32_t n_expert;              /* experts per MoE layer in the source */
+	const struct moe_tensor *cur_src;   /* input being planned, and its */
+	const struct moe_tensor *cur_scale; /* FP8 scales if it has them */
 	regex_t drop;
 	int has_drop;
 	uint64_t done, total;
