@@ -28,7 +28,8 @@ static const char usage_text[] =
 	"usage: moe-route-stats [-fh] [-o file] [--cache-segment n] [--cache-sizes list]\n"
 	"                       [--capacity-factors list] [--csv] [--group-size n] [--json]\n"
 	"                       [--merge] [--no-cache] [--partial] [--svg file] [--to format]\n"
-	"                       [--top-m m] [--version] [--window n] [trace ...]\n";
+	"                       [--top-m m] [--top-tokens n] [--version] [--window n]\n"
+	"                       [trace ...]\n";
 
 static void usage(FILE *f)
 {
@@ -67,7 +68,7 @@ static int parse_list(const char *opt, const char *s, int real, double *d,
 }
 
 enum { O_CACHE_SEGMENT = 256, O_CACHE_SIZES, O_CF, O_CSV, O_GROUP, O_JSON, O_MERGE,
-	O_NO_CACHE, O_PARTIAL, O_SVG, O_TO, O_TOP_M, O_VERSION, O_WINDOW };
+	O_NO_CACHE, O_PARTIAL, O_SVG, O_TO, O_TOP_M, O_TOP_TOKENS, O_VERSION, O_WINDOW };
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
@@ -87,6 +88,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "svg", required_argument, NULL, O_SVG },
 		{ "to", required_argument, NULL, O_TO },
 		{ "top-m", required_argument, NULL, O_TOP_M },
+		{ "top-tokens", required_argument, NULL, O_TOP_TOKENS },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "window", required_argument, NULL, O_WINDOW },
 		{ NULL, 0, NULL, 0 }
@@ -139,6 +141,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if (moe_cli_parse_u64("--top-m", optarg, 1, MOE_TRACE_MAX_EXPERTS, &v))
 				return MOE_EXIT_USAGE;
 			o->st.top_m = (uint32_t)v;
+			break;
+		case O_TOP_TOKENS:
+			if (moe_cli_parse_u64("--top-tokens", optarg, 1, 1000000, &v))
+				return MOE_EXIT_USAGE;
+			o->st.top_tokens = (uint32_t)v;
 			break;
 		case O_VERSION:
 			moe_cli_version();
@@ -423,6 +430,31 @@ static void text_windows(const struct moe_route_stats *s)
 	}
 }
 
+static void text_top_tokens(const struct moe_route_stats *s)
+{
+	const struct moe_trace_header *h = moe_route_stats_header(s);
+
+	printf("\nmost frequent tokens per expert (token id, 'text' when known, count)\n");
+	for (uint32_t l = 0; l < h->n_moe; l++) {
+		struct moe_token_entry *e;
+		size_t n;
+		if (moe_route_stats_top_tokens(s, l, &e, &n) != 0)
+			n = 0;
+		for (size_t i = 0; i < n; i++) {
+			const char *t = moe_route_stats_token_text(s, e[i].token);
+			if (i == 0 || e[i].expert != e[i - 1].expert)
+				printf("%slayer %u expert %u:", i ? "\n" : "", h->moe_layers[l], e[i].expert);
+			printf(" %u", e[i].token);
+			if (t)
+				printf(" '%s'", t);
+			printf(" %llu", (unsigned long long)e[i].count);
+		}
+		if (n)
+			putchar('\n');
+		free(e);
+	}
+}
+
 static void text_report(const struct moe_route_stats *s, const struct opts *o)
 {
 	const struct moe_trace_header *h = moe_route_stats_header(s);
@@ -437,6 +469,8 @@ static void text_report(const struct moe_route_stats *s, const struct opts *o)
 		text_cache(s, o, tty);
 	if (moe_route_stats_windows(s))
 		text_windows(s);
+	if (moe_route_stats_opts(s)->top_tokens)
+		text_top_tokens(s);
 }
 
 /* ---- output ---- */

@@ -161,6 +161,28 @@ static json_t *coact_json(const uint64_t *m, uint32_t E)
 	return a;
 }
 
+static json_t *top_tokens_json(const struct moe_route_stats *s, uint32_t l)
+{
+	struct moe_token_entry *e;
+	size_t n;
+	json_t *a = json_array();
+
+	if (moe_route_stats_top_tokens(s, l, &e, &n) != 0)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *t = moe_route_stats_token_text(s, e[i].token);
+		json_t *x = json_object();
+		json_object_set_new(x, "expert", json_integer(e[i].expert));
+		json_object_set_new(x, "token", json_integer(e[i].token));
+		if (t)
+			json_object_set_new(x, "text", json_string(t));
+		json_object_set_new(x, "count", json_integer((json_int_t)e[i].count));
+		json_array_append_new(a, x);
+	}
+	free(e);
+	return a;
+}
+
 static json_t *layer_json(const struct moe_route_stats *s, const struct moe_route_report *r,
 	uint32_t l)
 {
@@ -195,6 +217,8 @@ static json_t *layer_json(const struct moe_route_stats *s, const struct moe_rout
 		json_object_set_new(o, "coactivation", coact_json(moe_route_stats_coact(s, l), h->n_experts));
 	if (moe_route_stats_cache(s, l, 0))
 		json_object_set_new(o, "cache", cache_json(s, r, l));
+	if (op->top_tokens)
+		json_object_set_new(o, "top_tokens", top_tokens_json(s, l));
 	return o;
 }
 
@@ -287,6 +311,7 @@ int moe_route_report_json(const struct moe_route_stats *s,
 	json_object_set_new(opt, "cache_segment", json_integer(op->cache_segment));
 	json_object_set_new(opt, "top_m", json_integer(op->top_m));
 	json_object_set_new(opt, "window", json_integer((json_int_t)op->window));
+	json_object_set_new(opt, "top_tokens", json_integer(op->top_tokens));
 	json_object_set_new(o, "model", json_string(h->model));
 	json_object_set_new(o, "gating", json_string(h->gating));
 	json_object_set_new(o, "n_layers", json_integer(h->n_layers));
@@ -333,6 +358,21 @@ static int csv_row(struct moe_output *o, const char *layer, long expert,
 	return moe_output_write(o, buf, (size_t)n);
 }
 
+/* metric token_<id>: how often the expert took that token (top ones). */
+static int csv_top_tokens(const struct moe_route_stats *s, uint32_t l, const char *ln,
+	struct moe_output *o)
+{
+	struct moe_token_entry *e;
+	size_t n;
+	int rc = moe_route_stats_top_tokens(s, l, &e, &n);
+
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = csv_row(o, ln, e[i].expert, "token_%u,%llu", e[i].token,
+			(unsigned long long)e[i].count);
+	free(e);
+	return rc;
+}
+
 static int csv_layer(const struct moe_route_stats *s, const struct moe_route_report *r,
 	uint32_t l, struct moe_output *o)
 {
@@ -369,6 +409,8 @@ static int csv_layer(const struct moe_route_stats *s, const struct moe_route_rep
 		for (uint32_t i = 0; rc == 0 && i < n_sizes(s, r); i++)
 			rc = csv_row(o, ln, -1, "hit_rate_%s_c%u,%.10g", pol_name[p], size_at(r, i),
 				layer_hit_rate(moe_route_stats_cache(s, l, p), h->n_experts, size_at(r, i)));
+	if (rc == 0 && op->top_tokens)
+		rc = csv_top_tokens(s, l, ln, o);
 	return rc;
 }
 

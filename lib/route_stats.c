@@ -17,6 +17,7 @@
 #define LSE_SCALE 65536.0         /* 2^16 */
 #define MAX_MATRIX_ENTRIES (1u << 27)
 #define MAX_THREADS 16
+#define MAX_SEGMENT_IDS (1u << 27)   /* 256 MiB of buffered ids */
 
 __extension__ typedef __int128 i128;
 
@@ -29,6 +30,7 @@ struct layer {
 	uint64_t *trans;          /* (E, E) from the previous MoE layer, or NULL */
 	uint64_t *overlap;        /* (k + 1) */
 	uint64_t *cache;          /* (MOE_CACHE_NPOLICY, E + 1) or NULL */
+	struct moe_token_count *tok;   /* (expert, token id) counts, or NULL */
 	/* transient state, not saved in partials */
 	uint32_t *group;          /* (E) loads in the current capacity group */
 	uint16_t *seg;            /* (cache_segment, k) current cache segment */
@@ -45,6 +47,7 @@ struct moe_route_stats {
 	uint64_t tokens;
 	int matrices;
 	struct layer *L;          /* (n_moe) */
+	struct moe_token_count *texts;  /* token id -> text, with top_tokens */
 	struct moe_cache_sim *sim[MAX_THREADS];   /* one per cache thread */
 	int n_threads;
 	int have_prev;
@@ -164,7 +167,11 @@ static int alloc_layers(struct moe_route_stats *s)
 		y->mark = zalloc(E, sizeof *y->mark, &oom);
 		if (s->o.window)
 			y->wload = zalloc(E, sizeof *y->wload, &oom);
+		if (s->o.top_tokens && moe_token_count_new(&y->tok) != 0)
+			oom = 1;
 	}
+	if (s->o.top_tokens && moe_token_count_new(&s->texts) != 0)
+		oom = 1;
 	if (!s->o.no_cache) {
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		s->n_threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
@@ -191,6 +198,10 @@ int moe_route_stats_new(struct moe_route_stats **out,
 	if (o->n_cf > MOE_ROUTE_MAX_CF || o->group_size == 0 || o->cache_segment == 0 ||
 	    o->cache_segment > (1u << 24) || o->top_m == 0)
 		return moe_error_set(&s->err, MOE_EINVAL, "bad statistics options");
+	if (!o->no_cache && (uint64_t)h->n_moe * h->top_k * o->cache_segment > MAX_SEGMENT_IDS)
+		return moe_error_set(&s->err, MOE_ERANGE,
+			"cache segment of %u tokens needs more than %u buffered expert ids; use a smaller --cache-segment",
+			o->cache_segment, MAX_SEGMENT_IDS);
 	s->h = *h;
 	s->o = *o;
 	s->layers = malloc(h->n_moe * sizeof *s->layers);
@@ -225,7 +236,9 @@ void moe_route_stats_free(struct moe_route_stats *s)
 		free(y->seg);
 		free(y->mark);
 		free(y->wload);
+		moe_token_count_free(y->tok);
 	}
+	moe_token_count_free(s->texts);
 	free(s->L);
 	for (int i = 0; i < MAX_THREADS; i++)
 		moe_cache_sim_free(s->sim[i]);
@@ -387,6 +400,20 @@ static void add_layer(struct moe_route_stats *s, struct layer *y,
 		y->zsum += (i128)llrint((double)t->lse[l] * t->lse[l] * LSE_SCALE);
 }
 
+static int add_token_id(struct moe_route_stats *s, const struct moe_trace_token *t)
+{
+	uint32_t k = s->h.top_k;
+
+	for (uint32_t l = 0; l < s->h.n_moe; l++)
+		for (uint32_t j = 0; j < k; j++)
+			if (moe_token_count_add(s->L[l].tok, t->experts[(size_t)l * k + j],
+			    (uint32_t)t->token, 1) != 0)
+				return moe_error_set(&s->err, MOE_ENOMEM, "out of memory");
+	if (t->text && moe_token_count_set_text(s->texts, (uint32_t)t->token, t->text) != 0)
+		return moe_error_set(&s->err, MOE_ENOMEM, "out of memory");
+	return 0;
+}
+
 int moe_route_stats_add(struct moe_route_stats *s, const struct moe_trace_token *t)
 {
 	uint32_t k = s->h.top_k;
@@ -401,16 +428,16 @@ int moe_route_stats_add(struct moe_route_stats *s, const struct moe_trace_token 
 	}
 	if ((s->h.flags & MOE_TRACE_PROBS) && t->probs == NULL)
 		return moe_error_set(&s->err, MOE_EINVAL, "token without router probabilities");
-	if (t->lse && fabsf(t->lse[0]) > 1e6f)
-		return moe_error_set(&s->err, MOE_ERANGE, "log-sum-exp beyond 1e6");
 	adjacent = s->have_prev && t->seq == s->prev_seq && t->pos == s->prev_pos + 1;
 	s->tick++;
 	for (uint32_t l = 0; l < s->h.n_moe; l++) {
-		if (t->lse && fabsf(t->lse[l]) > 1e6f)
+		if (t->lse && !(fabsf(t->lse[l]) <= MOE_TRACE_MAX_LSE))
 			return moe_error_set(&s->err, MOE_ERANGE, "log-sum-exp beyond 1e6");
 		add_layer(s, &s->L[l], t->experts + (size_t)l * k,
 			l ? t->experts + (size_t)(l - 1) * k : NULL, t, l, adjacent);
 	}
+	if (s->texts && t->token >= 0 && (rc = add_token_id(s, t)) != 0)
+		return rc;
 	s->tokens++;
 	s->have_prev = 1;
 	s->prev_seq = t->seq;
@@ -451,6 +478,21 @@ const struct moe_route_balance *moe_route_stats_window(const struct moe_route_st
 	if (tokens)
 		*tokens = s->win_tokens[w];
 	return s->wins + w * s->h.n_moe;
+}
+
+int moe_route_stats_top_tokens(const struct moe_route_stats *s, uint32_t l,
+	struct moe_token_entry **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s->L[l].tok == NULL)
+		return 0;
+	return moe_token_count_entries(s->L[l].tok, s->o.top_tokens, out, n);
+}
+
+const char *moe_route_stats_token_text(const struct moe_route_stats *s, uint32_t token)
+{
+	return s->texts ? moe_token_count_text(s->texts, token) : NULL;
 }
 
 int moe_route_stats_aux_loss(const struct moe_route_stats *s, uint32_t l,
@@ -527,9 +569,10 @@ static int same_shape(struct moe_route_stats *a, const struct moe_route_stats *b
 			"trace shape differs (layers, experts, top-k or recorded fields)");
 	if (a->o.n_cf != b->o.n_cf || memcmp(a->o.cf, b->o.cf, a->o.n_cf * sizeof a->o.cf[0]) != 0 ||
 	    a->o.group_size != b->o.group_size || a->o.cache_segment != b->o.cache_segment ||
-	    a->o.no_cache != b->o.no_cache || a->matrices != b->matrices)
+	    a->o.no_cache != b->o.no_cache || a->matrices != b->matrices ||
+	    a->o.top_tokens != b->o.top_tokens)
 		return moe_error_set(&a->err, MOE_EINVAL,
-			"statistics options differ (capacity factors, group size or cache)");
+			"statistics options differ (capacity factors, group size, cache or top tokens)");
 	return 0;
 }
 
@@ -561,7 +604,11 @@ int moe_route_stats_merge(struct moe_route_stats *a, const struct moe_route_stat
 		add_u64(x->trans, y->trans, (size_t)E * E);
 		add_u64(x->overlap, y->overlap, a->h.top_k + 1);
 		add_u64(x->cache, y->cache, (size_t)MOE_CACHE_NPOLICY * (E + 1));
+		if (x->tok && moe_token_count_merge(x->tok, y->tok) != 0)
+			return moe_error_set(&a->err, MOE_ENOMEM, "out of memory");
 	}
+	if (a->texts && moe_token_count_merge(a->texts, b->texts) != 0)
+		return moe_error_set(&a->err, MOE_ENOMEM, "out of memory");
 	a->tokens += b->tokens;
 	return 0;
 }
@@ -600,6 +647,45 @@ static int set(json_t *o, const char *k, json_t *v)
 	return v == NULL || json_object_set_new(o, k, v) != 0;
 }
 
+/* Flat [expert, token, count, ...] in a canonical order. */
+static json_t *token_counts_json(const struct moe_token_count *c)
+{
+	struct moe_token_entry *e;
+	size_t n;
+	json_t *a = NULL;
+
+	if (moe_token_count_entries(c, 0, &e, &n) == 0 && (a = json_array()) != NULL)
+		for (size_t i = 0; i < n; i++)
+			if (json_array_append_new(a, json_integer(e[i].expert)) ||
+			    json_array_append_new(a, json_integer(e[i].token)) ||
+			    json_array_append_new(a, json_integer((json_int_t)e[i].count))) {
+				json_decref(a);
+				a = NULL;
+				break;
+			}
+	free(e);
+	return a;
+}
+
+static json_t *texts_json(const struct moe_token_count *c)
+{
+	uint32_t *ids;
+	const char **texts;
+	size_t n;
+	json_t *a = NULL;
+
+	if (moe_token_count_texts(c, &ids, &texts, &n) == 0 && (a = json_array()) != NULL)
+		for (size_t i = 0; i < n; i++)
+			if (json_array_append_new(a, json_pack("[Is]", (json_int_t)ids[i], texts[i]))) {
+				json_decref(a);
+				a = NULL;
+				break;
+			}
+	free(ids);
+	free(texts);
+	return a;
+}
+
 static json_t *layer_json(const struct moe_route_stats *s, const struct layer *y)
 {
 	uint32_t E = s->h.n_experts;
@@ -618,6 +704,8 @@ static json_t *layer_json(const struct moe_route_stats *s, const struct layer *y
 		bad = set(o, "trans", u64_array(y->trans, (size_t)E * E));
 	if (!bad && y->cache)
 		bad = set(o, "cache", u64_array(y->cache, (size_t)MOE_CACHE_NPOLICY * (E + 1)));
+	if (!bad && y->tok)
+		bad = set(o, "token_counts", token_counts_json(y->tok));
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -654,6 +742,8 @@ int moe_route_stats_save(const struct moe_route_stats *s, struct moe_output *out
 		set(o, "cache_segment", json_integer(s->o.cache_segment)) ||
 		set(o, "cache", json_boolean(!s->o.no_cache)) ||
 		set(o, "top_m", json_integer(s->o.top_m)) ||
+		set(o, "top_tokens", json_integer(s->o.top_tokens)) ||
+		(s->texts && set(o, "texts", texts_json(s->texts))) ||
 		set(o, "tokens", json_integer((json_int_t)s->tokens)) ||
 		json_object_set(o, "layers", layers) != 0 ||
 		(text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL;
@@ -766,6 +856,42 @@ static int load_shape(json_t *o, struct moe_trace_header *h, uint32_t *layers,
 	opt->cache_segment = (uint32_t)v[4];
 	opt->top_m = (uint32_t)v[5];
 	opt->no_cache = !json_is_true(json_object_get(o, "cache"));
+	if (json_object_get(o, "top_tokens") && get_uint(o, "top_tokens", UINT32_MAX, &v[0]) != 0)
+		return moe_error_set(err, MOE_EFORMAT, "partial state: bad \"top_tokens\"");
+	opt->top_tokens = json_object_get(o, "top_tokens") ? (uint32_t)v[0] : 0;
+	return 0;
+}
+
+static int load_token_counts(struct moe_route_stats *s, struct moe_token_count *c, json_t *a)
+{
+	size_t n = json_array_size(a);
+
+	if (!json_is_array(a) || n % 3 != 0)
+		return moe_error_set(&s->err, MOE_EFORMAT, "partial state: bad \"token_counts\"");
+	for (size_t i = 0; i < n; i += 3) {
+		json_t *e = json_array_get(a, i), *t = json_array_get(a, i + 1), *k = json_array_get(a, i + 2);
+		if (!json_is_integer(e) || !json_is_integer(t) || !json_is_integer(k) ||
+		    json_integer_value(e) < 0 || json_integer_value(e) >= s->h.n_experts ||
+		    json_integer_value(t) < 0 || json_integer_value(t) > INT32_MAX ||
+		    json_integer_value(k) < 0)
+			return moe_error_set(&s->err, MOE_EFORMAT, "partial state: bad \"token_counts\" entry %zu", i / 3);
+		if (moe_token_count_add(c, (uint32_t)json_integer_value(e), (uint32_t)json_integer_value(t),
+		    (uint64_t)json_integer_value(k)) != 0)
+			return moe_error_set(&s->err, MOE_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int load_texts(struct moe_route_stats *s, json_t *a)
+{
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		json_t *p = json_array_get(a, i), *id = json_array_get(p, 0), *tx = json_array_get(p, 1);
+		if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) > INT32_MAX ||
+		    !json_is_string(tx))
+			return moe_error_set(&s->err, MOE_EFORMAT, "partial state: bad \"texts\" entry %zu", i);
+		if (moe_token_count_set_text(s->texts, (uint32_t)json_integer_value(id), json_string_value(tx)) != 0)
+			return moe_error_set(&s->err, MOE_ENOMEM, "out of memory");
+	}
 	return 0;
 }
 
@@ -796,7 +922,11 @@ static int load_layers(struct moe_route_stats *s, json_t *o)
 		    (rc = get_u64s(&s->err, y, "cache", x->cache, (size_t)MOE_CACHE_NPOLICY * (E + 1))) != 0 ||
 		    (rc = get_i128(&s->err, y, &x->zsum)) != 0)
 			return rc;
+		if (x->tok && (rc = load_token_counts(s, x->tok, json_object_get(y, "token_counts"))) != 0)
+			return rc;
 	}
+	if (s->texts && json_object_get(o, "texts") && (rc = load_texts(s, json_object_get(o, "texts"))) != 0)
+		return rc;
 	return 0;
 }
 

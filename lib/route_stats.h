@@ -7,6 +7,7 @@
 
 #include "cache_sim.h"
 #include "input.h"
+#include "token_count.h"
 #include "output.h"
 #include "trace.h"
 
@@ -36,6 +37,7 @@ struct moe_route_opts {
 	uint64_t window;                /* tokens per balance window, 0 = off */
 	uint32_t top_m;                 /* experts in the collapse share */
 	int no_cache;                   /* skip the cache simulation */
+	uint32_t top_tokens;            /* token ids kept per expert, 0 = off */
 };
 
 /* Defaults: CF 1.0 1.25 1.5 2.0, group 1024, segment 4096, top-m 1. */
@@ -106,6 +108,13 @@ double moe_route_stats_jaccard(const struct moe_route_stats *s, uint32_t l);
 /* Depth histogram (E+1) of policy pol, see moe_cache_sim_run; NULL when
  * the simulation is off. */
 const uint64_t *moe_route_stats_cache(const struct moe_route_stats *s, uint32_t l, int pol);
+
+/* Top token ids per expert (top_tokens of each, sorted by expert, count
+ * descending): malloc'd array, caller frees; empty without token ids. */
+int moe_route_stats_top_tokens(const struct moe_route_stats *s, uint32_t l,
+	struct moe_token_entry **out, size_t *n);
+/* First text seen for a token id, or NULL. */
+const char *moe_route_stats_token_text(const struct moe_route_stats *s, uint32_t token);
 
 /* Balance windows (--window): n_windows entries of n_moe balances. */
 size_t moe_route_stats_windows(const struct moe_route_stats *s);

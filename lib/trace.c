@@ -105,6 +105,8 @@ int moe_trace_header_check(const struct moe_trace_header *h, char *msg, size_t l
 		why = "expert count out of range (1 to 65535)";
 	else if (h->top_k < 1 || h->top_k > h->n_experts || h->top_k > MOE_TRACE_MAX_TOPK)
 		why = "top-k out of range (1 to the expert count, at most 256)";
+	else if ((uint64_t)h->n_moe * h->n_experts > MOE_TRACE_MAX_PAIRS)
+		why = "too many layer-expert pairs (MoE layers times experts above 4194304)";
 	else if (h->flags & ~(unsigned)(MOE_TRACE_PROBS | MOE_TRACE_LSE | MOE_TRACE_TEXT))
 		why = "unknown flags";
 	else if (!str_ok(h->model) || !str_ok(h->gating) || !str_ok(h->vocab))
@@ -156,8 +158,8 @@ int moe_trace_token_check(const struct moe_trace_header *h,
 					return MOE_EFORMAT;
 				}
 		}
-		if (t->lse && !isfinite(t->lse[l])) {
-			snprintf(msg, len, "layer %u: log-sum-exp is not finite", h->moe_layers[l]);
+		if (t->lse && !(fabsf(t->lse[l]) <= MOE_TRACE_MAX_LSE)) {
+			snprintf(msg, len, "layer %u: log-sum-exp is not finite or beyond 1e6", h->moe_layers[l]);
 			return MOE_EFORMAT;
 		}
 	}

@@ -23,6 +23,8 @@
 #define MOE_TRACE_MAX_TOPK 256
 #define MOE_TRACE_MAX_TEXT 65535   /* bytes of token text */
 #define MOE_TRACE_MAX_NAME 65535   /* bytes of model/gating/vocab strings */
+#define MOE_TRACE_MAX_LSE 1e6f     /* |router log-sum-exp| */
+#define MOE_TRACE_MAX_PAIRS (1u << 22) /* MoE layers x experts: bounds records and state */
 
 enum moe_trace_format {
 	MOE_TRACE_JSONL = 1,

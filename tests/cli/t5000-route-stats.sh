@@ -100,10 +100,20 @@ test_expect_success "partial + merge equals the single pass (shards cut between 
 	test_cmp single.json tree.json
 "
 
+test_expect_success "--top-tokens: tokens per expert, merged exactly" "
+	moe-route-stats --csv --no-cache --top-tokens 2 u.jsonl >tt.csv &&
+	grep -qx '1,0,token_0,1' tt.csv && grep -qx '1,0,token_2,1' tt.csv &&
+	test \$(grep -c '^1,0,token_' tt.csv) -eq 2 &&
+	moe-route-stats --json --top-tokens 3 --group-size 5 --cache-segment 4 z.jsonl >t1.json &&
+	moe-route-stats --partial --top-tokens 3 --group-size 5 --cache-segment 4 -o t0.part s0.jsonl &&
+	moe-route-stats --partial --top-tokens 3 --group-size 5 --cache-segment 4 -o t1.part s1.jsonl &&
+	moe-route-stats --merge --json t1.part t0.part >t2.json && test_cmp t1.json t2.json
+"
+
 test_expect_success "merge refuses partials made with other options" "
 	moe-route-stats --partial --group-size 6 -o other.part s1.jsonl &&
 	test_fails 1 moe-route-stats --merge s0.part other.part &&
-	test \"\$(last_err)\" = 'moe-route-stats: other.part: statistics options differ (capacity factors, group size or cache)'
+	test \"\$(last_err)\" = 'moe-route-stats: other.part: statistics options differ (capacity factors, group size, cache or top tokens)'
 "
 
 test_expect_success "--window reports balance drift; --svg writes a plot" "

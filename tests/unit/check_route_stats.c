@@ -18,13 +18,15 @@ static struct moe_trace_header hdr(uint32_t n_moe, uint32_t E, uint32_t k, unsig
 	return h;
 }
 
-/* Adds a token whose experts are ids (n_moe * k), weights all 1/k. */
+static int32_t token_id = -1;   /* token id of the next add() */
+
+/* Adds a token whose experts are ids (n_moe * k), weights all 1/2. */
 static void add(struct moe_route_stats *s, uint32_t seq, uint32_t pos, const uint16_t *ids,
 	const float *probs, const float *lse)
 {
 	static const float w[16] = { 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f,
 		0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f };
-	struct moe_trace_token t = { .seq = seq, .pos = pos, .token = -1, .experts = ids,
+	struct moe_trace_token t = { .seq = seq, .pos = pos, .token = token_id, .experts = ids,
 		.weights = w, .probs = probs, .lse = lse };
 
 	ck_assert_int_eq(moe_route_stats_add(s, &t), 0);
@@ -303,7 +305,7 @@ START_TEST(partial_merge_equals_single_pass)
 {
 	struct moe_trace_header h = hdr(2, 8, 2, MOE_TRACE_PROBS | MOE_TRACE_LSE);
 	struct moe_route_opts o;
-	struct moe_route_stats *all, *part[3], *m;
+	struct moe_route_stats *all, *part[3], *m = NULL;
 	struct moe_input *in;
 	char path[] = "/tmp/moe-partial.XXXXXX";
 	uint32_t x = 7;
@@ -314,6 +316,7 @@ START_TEST(partial_merge_equals_single_pass)
 	moe_route_opts_init(&o);
 	o.group_size = 5;
 	o.cache_segment = 7;
+	o.top_tokens = 2;
 	ck_assert_int_eq(moe_route_stats_new(&all, &h, &o), 0);
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(moe_route_stats_new(&part[i], &h, &o), 0);
@@ -330,6 +333,7 @@ START_TEST(partial_merge_equals_single_pass)
 				for (int e = 0; e < 8; e++)
 					pr[l * 8 + e] = (float)((x >> e) % 97) / 97.0f;
 			}
+			token_id = (int32_t)(pos % 5);
 			add(all, q, pos, ids, pr, lse);
 			add(part[q % 3], q, pos, ids, pr, lse);
 		}
@@ -351,8 +355,10 @@ START_TEST(partial_merge_equals_single_pass)
 			moe_route_stats_free(p);
 		}
 	}
+	token_id = -1;
 	char *merged = saved(m, path);
 	ck_assert_str_eq(merged, single);
+	ck_assert_ptr_nonnull(strstr(single, "\"token_counts\":["));
 	/* derived ratios are computed from the same integers */
 	double a, b, c, d;
 	ck_assert_int_eq(moe_route_stats_aux_loss(all, 1, &a, &b), 0);
@@ -366,7 +372,7 @@ START_TEST(partial_merge_equals_single_pass)
 	ck_assert_int_eq(moe_route_stats_new(&other, &h, &o), 0);
 	ck_assert_int_eq(moe_route_stats_merge(m, other), MOE_EINVAL);
 	ck_assert_str_eq(moe_route_stats_errstr(m),
-		"statistics options differ (capacity factors, group size or cache)");
+		"statistics options differ (capacity factors, group size, cache or top tokens)");
 	moe_route_stats_free(other);
 	free(single);
 	free(merged);
@@ -375,6 +381,40 @@ START_TEST(partial_merge_equals_single_pass)
 	for (int i = 0; i < 3; i++)
 		moe_route_stats_free(part[i]);
 	unlink(path);
+}
+END_TEST
+
+START_TEST(top_tokens)
+{
+	struct moe_trace_header h = hdr(1, 3, 1, 0);
+	struct moe_route_opts o;
+	struct moe_route_stats *s;
+	struct moe_token_entry *e;
+	size_t n;
+	/* token ids 7 7 7 9 9 4 to experts 0 0 1 0 0 0: expert 0 took 7 twice,
+	 * 9 twice, 4 once -> top 2: 7 and 9 (tie on count: lower id first);
+	 * expert 1 took 7 once */
+	static const uint16_t ex[6] = { 0, 0, 1, 0, 0, 0 };
+	static const int32_t tok[6] = { 7, 7, 7, 9, 9, 4 };
+
+	moe_route_opts_init(&o);
+	o.top_tokens = 2;
+	ck_assert_int_eq(moe_route_stats_new(&s, &h, &o), 0);
+	for (uint32_t i = 0; i < 6; i++) {
+		token_id = tok[i];
+		add(s, 0, i, &ex[i], NULL, NULL);
+	}
+	token_id = -1;
+	ck_assert_int_eq(moe_route_stats_top_tokens(s, 0, &e, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(e[0].expert, 0);
+	ck_assert_uint_eq(e[0].token, 7);
+	ck_assert_uint_eq(e[0].count, 2);
+	ck_assert_uint_eq(e[1].token, 9);
+	ck_assert_uint_eq(e[2].expert, 1);
+	ck_assert_uint_eq(e[2].count, 1);
+	free(e);
+	moe_route_stats_free(s);
 }
 END_TEST
 
@@ -414,6 +454,7 @@ int main(void)
 	tcase_add_test(tc, cache_properties);
 	tcase_add_test(tc, losses_overlap_transitions);
 	tcase_add_test(tc, partial_merge_equals_single_pass);
+	tcase_add_test(tc, top_tokens);
 	tcase_add_test(tc, windows);
 	suite_add_tcase(s, tc);
 	return moe_test_run(s);
