@@ -199,7 +199,9 @@ static json_t *metadata_json(const struct moe_ckpt *ck)
 /* ---- description -------------------------------------------------------- */
 
 /* Describes ck: config.json, else GGUF metadata, else tensor shapes; a
- * failing config falls back to the tensors when there are any. */
+ * failing config falls back to the tensors when there are any. Returns 0,
+ * 1 when tensors are listed but do not describe a model (said on stderr,
+ * not a failure: the listing still stands), -1 on failure. */
 static int describe(struct report *r, const struct moe_ckpt *ck, const struct opts *o)
 {
 	size_t n = moe_ckpt_ntensors(ck);
@@ -217,8 +219,8 @@ static int describe(struct report *r, const struct moe_ckpt *ck, const struct op
 		snprintf(r->note, sizeof r->note, "%s; described from tensor shapes",
 			moe_arch_errstr(&r->arch));
 		if (moe_arch_from_tensors(&r->arch, t, n) != 0) {
-			moe_cli_error(r->name, "%s", moe_arch_errstr(&r->arch));
-			return -1;
+			moe_cli_error(r->name, "not described: %s", moe_arch_errstr(&r->arch));
+			return 1;
 		}
 	}
 	r->have_arch = 1;
@@ -688,18 +690,20 @@ static int inspect(const char *path, const struct opts *o, struct row *row)
 		return -1;
 	}
 	r.name = name;
-	if (!listing && describe(&r, ck, o) != 0) {
+	if (!listing && (rc = describe(&r, ck, o)) < 0) {
 		report_release(&r);
 		moe_ckpt_free(ck);
 		return -1;
 	}
-	if (o->tsv && !listing)
-		print_tsv(&r);
-	else if (o->json)
-		rc = print_json(name, ck, o, listing ? NULL : &r);
+	rc = 0;
+	if (o->tsv && !listing) {
+		if (r.have_arch)
+			print_tsv(&r);
+	} else if (o->json)
+		rc = print_json(name, ck, o, r.have_arch ? &r : NULL);
 	else {
 		print_summary(name, ck);
-		if (!listing) {
+		if (r.have_arch) {
 			print_arch(&r);
 			print_params(&r, o);
 		}

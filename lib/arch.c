@@ -538,11 +538,19 @@ int moe_arch_from_tensors(struct moe_arch *a, const struct moe_tensor *t, size_t
 		} else if (c.layer >= 0 && c.comp != MOE_COMP_MTP && c.comp != MOE_COMP_VISION)
 			scan_tensor(a, &tl[c.layer], &t[j], &c);
 	}
+	for (j = 0; j < n && a->d_model == 0; j++) {
+		/* no embedding (a shard, a pruned file): the head gives the width */
+		moe_tensor_classify(t[j].name, &c);
+		if (c.comp == MOE_COMP_HEAD && t[j].ndim == 2 && t[j].shape[1] <= UINT32_MAX)
+			a->d_model = (uint32_t)t[j].shape[1];
+	}
 	if (a->d_model == 0) {
-		rc = moe_error_set(&a->err, MOE_EFORMAT, "no input embedding among the tensors");
+		rc = moe_error_set(&a->err, MOE_EFORMAT, "no embedding or output head among the tensors");
 		goto fail;
 	}
-	a->tied = !head;
+	if (a->vocab == 0)
+		moe_arch_note_unknown(a, "input embedding (absent)");
+	a->tied = !head && a->vocab;
 	if (!head)
 		a->vocab_out = a->vocab;
 	a->gated = a->final_norm = 1;

@@ -23,7 +23,7 @@ for t in moe-inspect moe-convert moe-quantize moe-run; do
 done
 
 test_expect_success "moe-inspect with no operand reads stdin" "
-	printf '{\"model_type\":\"x\"}' | moe-inspect >out &&
+	printf '{\"model_type\":\"x\"}' | moe-inspect -m >out &&
 	grep -q '<stdin>: config' out
 "
 
