@@ -33,8 +33,9 @@
  * Data reads follow the zip forward. On a regular file a read behind the
  * reader reopens the archive; on a stream it is MOE_ESEEK, and tensors
  * must be read in moe_ckpt_storage_order(): a tensor's offset is where its
- * storage member sits in the zip (the header position found by a scan for
- * files, torch's write order for streams) plus the view's byte offset.
+ * storage's bytes start in the zip plus the view's byte offset - exact for
+ * the stored members of a file (found by a scan of every header), and for
+ * a stream an estimate in torch's write order, which is all sorting needs.
  * Strided views, and on streams storages shared by several tensors, are
  * read through a one-storage cache so every view can be served.
  */
@@ -427,6 +428,15 @@ static int finish_scan(struct moe_ckpt *ck, struct torch_zip *z)
 			return moe_error_set(&ck->err, MOE_ETRUNC,
 				"storage member '%s' holds %lld bytes, %llu needed", s->member,
 				(long long)s->size, (unsigned long long)s->nbytes);
+	}
+	/* stored members: report where the bytes really are */
+	for (size_t i = 0; i < z->nst; i++) {
+		unsigned char h[30];
+		struct storage *s = &z->st[i];
+		if (moe_input_seek(z->in, z->start + s->order) == 0 &&
+		    moe_input_read(z->in, h, sizeof h) == 0 &&
+		    memcmp(h, "PK\3\4", 4) == 0 && h[8] == 0 && h[9] == 0)
+			s->order += 30 + (h[26] | (uint64_t)h[27] << 8) + (h[28] | (uint64_t)h[29] << 8);
 	}
 	for (size_t i = 0; i < z->nviews; i++) {
 		struct moe_tensor *t = &ck->tensors[z->first + i];

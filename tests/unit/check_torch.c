@@ -185,6 +185,12 @@ START_TEST(random_order_on_files)
 
 		basic(&z, 2, 0, "archive");
 		ck_assert_int_eq(open_mode(&o, &z, (enum mode)m), 0);
+		/* files report where the bytes are: 64-aligned storages, views inside */
+		t = moe_ckpt_find(o.ck, "w");
+		ck_assert_uint_eq(t->offset % 64, 0);
+		ck_assert(memcmp(z.p + t->offset, st0, sizeof st0) == 0);
+		t = moe_ckpt_find(o.ck, "b");
+		ck_assert(memcmp(z.p + t->offset, st1 + 1, 8) == 0);
 		expect_values(o.ck, "emb", st2, sizeof st2);
 		expect_values(o.ck, "b", st1 + 1, 8);
 		expect_values(o.ck, "wt", wt_want, sizeof wt_want);
