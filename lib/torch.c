@@ -220,7 +220,7 @@ static const char *rel(const struct torch_zip *z, const char *name)
 {
 	size_t n = strlen(z->prefix);
 
-	return strncmp(name, z->prefix, n) == 0 ? name + n : NULL;
+	return name && strncmp(name, z->prefix, n) == 0 ? name + n : NULL;
 }
 
 /* byteorder, version: small text members checked on sight. */
