@@ -183,7 +183,7 @@ static int check_tiling(struct moe_ckpt *ck, struct span *sp, size_t n, uint64_t
 	return 0;
 }
 
-/* Validates every entry, then adds the tensors in header order. */
+/* Validates every entry and the tiling, then adds the tensors in header order. */
 static int load_header(struct moe_ckpt *ck, int file, json_t *root,
 	uint64_t hlen, int64_t fsize)
 {
@@ -221,10 +221,11 @@ static int load_header(struct moe_ckpt *ck, int file, json_t *root,
 		ts[k].offset = 8 + hlen + sp[k].begin;
 		k++;
 	}
+	if ((rc = check_tiling(ck, sp, k, dsize)) != 0)
+		goto out;
 	for (size_t i = 0; i < k; i++)
 		if ((rc = moe_ckpt_add_tensor(ck, &ts[i])) != 0)
 			goto out;
-	rc = check_tiling(ck, sp, k, dsize);
 out:
 	free(sp);
 	free(ts);

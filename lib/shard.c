@@ -169,34 +169,37 @@ static char *shard_path(const struct moe_shard_writer *w, size_t k)
 }
 
 /* Without the force flag no output may exist; with it, the old index goes
- * first so that an interrupted run cannot leave it pointing at new shards. */
+ * first so that an interrupted run cannot leave it pointing at new shards.
+ * Takes over path. */
+static int check_target(struct moe_shard_writer *w, char *path, int is_index)
+{
+	int rc = 0;
+
+	if (path == NULL)
+		return moe_error_set(&w->err, MOE_ENOMEM, "out of memory");
+	if (access(path, F_OK) == 0) {
+		if (!(w->flags & MOE_SHARD_FORCE))
+			rc = moe_error_set(&w->err, MOE_EEXIST,
+				"'%.300s' exists (use --force to replace it)", path);
+		else if (is_index && unlink(path) != 0)
+			rc = moe_error_set(&w->err, MOE_EIO, "cannot remove '%.300s': %s",
+				path, strerror(errno));
+	}
+	free(path);
+	return rc;
+}
+
 static int check_targets(struct moe_shard_writer *w)
 {
-	char *p;
+	char *index;
+	int rc;
 
-	for (size_t k = 0; k <= w->nshards; k++) {
-		p = k < w->nshards ? shard_path(w, k) : NULL;
-		if (k == w->nshards && asprintf(&p, "%s/%s", w->dir, INDEX_NAME) < 0)
-			p = NULL;
-		if (p == NULL)
-			return moe_error_set(&w->err, MOE_ENOMEM, "out of memory");
-		if (access(p, F_OK) == 0) {
-			if (!(w->flags & MOE_SHARD_FORCE)) {
-				moe_error_set(&w->err, MOE_EEXIST,
-					"'%.300s' exists (use --force to replace it)", p);
-				free(p);
-				return MOE_EEXIST;
-			}
-			if (k == w->nshards && unlink(p) != 0) {
-				moe_error_set(&w->err, MOE_EIO, "cannot remove '%.300s': %s",
-					p, strerror(errno));
-				free(p);
-				return MOE_EIO;
-			}
-		}
-		free(p);
-	}
-	return 0;
+	for (size_t k = 0; k < w->nshards; k++)
+		if ((rc = check_target(w, shard_path(w, k), 0)) != 0)
+			return rc;
+	if (asprintf(&index, "%s/%s", w->dir, INDEX_NAME) < 0)
+		index = NULL;
+	return check_target(w, index, 1);
 }
 
 static int out_err(struct moe_shard_writer *w, int rc, const char *what)
