@@ -946,6 +946,9 @@ static int flatten(struct moe_pickle *p, struct val *v, char *name, size_t len, 
 	step_ = v->k == V_DICT ? 2 : 1;
 	for (size_t i = 0; i < v->u.seq.n; i += step_) {
 		struct val *item = v->u.seq.it[i + step_ - 1], idx;
+		if (++p->visits > MAX_VISITS)
+			return moe_error_set(&p->err, MOE_ERANGE,
+				"pickle state dict visits more than %u values", MAX_VISITS);
 		if (item->k != V_TENSOR && item->k != V_DICT && item->k != V_LIST &&
 		    item->k != V_TUPLE)
 			continue;
@@ -961,16 +964,21 @@ static int flatten(struct moe_pickle *p, struct val *v, char *name, size_t len, 
 	return 0;
 }
 
-/* Does the subtree hold a tensor? (bounded like flatten) */
-static int has_tensor(struct val *v, int depth)
+/* Does the subtree hold a tensor? Shared subtrees can make the walk
+ * exponential, so it gives up (no) after *budget values. */
+static int has_tensor(struct val *v, int depth, size_t *budget)
 {
 	if (v->k == V_TENSOR)
 		return 1;
 	if ((v->k != V_DICT && v->k != V_LIST && v->k != V_TUPLE) || depth > 8)
 		return 0;
-	for (size_t i = 0; i < v->u.seq.n && i < 4096; i++)
-		if (has_tensor(v->u.seq.it[i], depth + 1))
+	for (size_t i = 0; i < v->u.seq.n; i++) {
+		if (*budget == 0)
+			return 0;
+		--*budget;
+		if (has_tensor(v->u.seq.it[i], depth + 1, budget))
 			return 1;
+	}
 	return 0;
 }
 
@@ -986,8 +994,11 @@ static struct val *unwrap(struct val *root)
 			if (k->k != V_STR || v->k != V_DICT)
 				continue;
 			for (size_t w = 0; w < sizeof wrappers / sizeof *wrappers; w++)
-				if (strcmp(k->u.str.s, wrappers[w]) == 0 && has_tensor(v, 0))
-					next = v;
+				if (strcmp(k->u.str.s, wrappers[w]) == 0) {
+					size_t budget = MAX_VISITS;
+					if (has_tensor(v, 0, &budget))
+						next = v;
+				}
 		}
 		if (next == NULL)
 			break;

@@ -262,18 +262,18 @@ static int cmp_numeric(const char *a, const char *b)
 	return la != lb ? (la < lb ? -1 : 1) : strcmp(a, b);
 }
 
-static const struct torch_zip *sort_z;  /* qsort has no context argument */
-
-static int cmp_order_numeric(const void *a, const void *b)
+static int cmp_order_numeric(const void *a, const void *b, void *ctx)
 {
-	const char *x = sort_z->st[*(const size_t *)a].member;
-	const char *y = sort_z->st[*(const size_t *)b].member;
-	return cmp_numeric(x, y);
+	const struct torch_zip *z = ctx;
+
+	return cmp_numeric(z->st[*(const size_t *)a].member, z->st[*(const size_t *)b].member);
 }
 
-static int cmp_order_lex(const void *a, const void *b)
+static int cmp_order_lex(const void *a, const void *b, void *ctx)
 {
-	return strcmp(sort_z->st[*(const size_t *)a].member, sort_z->st[*(const size_t *)b].member);
+	const struct torch_zip *z = ctx;
+
+	return strcmp(z->st[*(const size_t *)a].member, z->st[*(const size_t *)b].member);
 }
 
 /* Streams: storage positions follow torch's write order after data.pkl. */
@@ -285,9 +285,7 @@ static int stream_order(struct moe_ckpt *ck, struct torch_zip *z, int numeric, u
 		return moe_error_set(&ck->err, MOE_ENOMEM, "out of memory");
 	for (size_t i = 0; i < z->nst; i++)
 		idx[i] = i;
-	sort_z = z;
-	qsort(idx, z->nst, sizeof *idx, numeric ? cmp_order_numeric : cmp_order_lex);
-	sort_z = NULL;
+	qsort_r(idx, z->nst, sizeof *idx, numeric ? cmp_order_numeric : cmp_order_lex, z);
 	for (size_t i = 0; i < z->nst; i++) {
 		z->st[idx[i]].order = base;
 		base += z->st[idx[i]].nbytes + 64;

@@ -352,6 +352,26 @@ START_TEST(cycles_and_blowup)
 	pk_end(&pk);
 	ck_assert_int_ne(load_free(pk.b.p, pk.b.n, msg, sizeof msg), 0);
 	free(pk.b.p);
+
+	/* {'model': D8, 't': tensor}, D(k+1) = 64 keys all naming Dk, D0 = []:
+	 * the unwrap probe and the flattening both stop early */
+	pk_begin(&pk, 2);
+	RAW(&pk.b, "]r\x00\x10\x00\x00" "0");
+	for (int k = 0; k < 8; k++) {
+		RAW(&pk.b, "}(");
+		for (int j = 0; j < 64; j++) {
+			pk_op(&pk, 'K');
+			pk_op(&pk, (unsigned)j);
+			RAW(&pk.b, "j\x00\x10\x00\x00");
+		}
+		RAW(&pk.b, "ur\x00\x10\x00\x00" "0");
+	}
+	RAW(&pk.b, "}(X\x05\x00\x00\x00modelj\x00\x10\x00\x00X\x01\x00\x00\x00t");
+	pk_tensor(&pk, &t);
+	RAW(&pk.b, "u");
+	pk_end(&pk);
+	ck_assert_int_eq(load_free(pk.b.p, pk.b.n, msg, sizeof msg), MOE_ERANGE);
+	free(pk.b.p);
 }
 END_TEST
 
