@@ -8,12 +8,20 @@
 
 #define NEVER UINT64_MAX
 
+/*
+ * The stack holds one 64-bit key per expert, highest priority first:
+ * priority in the high bits, 0xffff - id in the low 16 (ties in OPT go to
+ * the lower id), so one unsigned comparison orders two experts and the
+ * id travels with its key. At most 2^24 accesses per run keep the
+ * fields apart: LRU last use << 16; LFU uses << 40 | last use << 16;
+ * OPT (2^40 - next use) << 16, 0 for "never again".
+ */
 struct moe_cache_sim {
 	uint32_t n;             /* experts */
-	uint16_t *stack;        /* (n) highest priority first */
-	int32_t *pos;           /* (n) depth in stack or -1 */
-	uint64_t *last, *uses, *next;   /* (n) per-expert priorities */
+	uint64_t *stack;        /* (n) keys, highest priority first */
+	uint32_t *uses;         /* (n) */
 	uint64_t *nextuse;      /* (cap) time of the next access of ids[t] */
+	uint32_t *next;         /* (n) scratch for nextuse */
 	size_t cap;
 };
 
@@ -26,11 +34,9 @@ int moe_cache_sim_new(struct moe_cache_sim **out, uint32_t n_experts)
 		return MOE_ENOMEM;
 	s->n = n_experts;
 	s->stack = malloc(n_experts * sizeof *s->stack);
-	s->pos = malloc(n_experts * sizeof *s->pos);
-	s->last = malloc(n_experts * sizeof *s->last);
 	s->uses = malloc(n_experts * sizeof *s->uses);
 	s->next = malloc(n_experts * sizeof *s->next);
-	if (!s->stack || !s->pos || !s->last || !s->uses || !s->next)
+	if (!s->stack || !s->uses || !s->next)
 		return MOE_ENOMEM;
 	return 0;
 }
@@ -40,82 +46,70 @@ void moe_cache_sim_free(struct moe_cache_sim *s)
 	if (s == NULL)
 		return;
 	free(s->stack);
-	free(s->pos);
-	free(s->last);
 	free(s->uses);
 	free(s->next);
 	free(s->nextuse);
 	free(s);
 }
 
-/*
- * One access to x. For a cache of c < p experts (p = depth of x), x is a
- * miss and the victim is the lowest-priority of stack[0..c); carrying that
- * victim down the stack, each slot keeps the higher-priority of the carry
- * and its old occupant, and x's old slot receives the last carry. HIGHER
- * (a, b) is nonzero when a stays in the smaller cache; one copy of the loop
- * per policy keeps the comparison inline.
- */
-#define DEFINE_RUN(name, HIGHER)                                              \
-static void name(struct moe_cache_sim *s, const uint16_t *ids, size_t n,      \
-	uint64_t *depth)                                                      \
-{                                                                             \
-	uint16_t *st = s->stack;                                              \
-	int32_t *pos = s->pos;                                                \
-	const uint64_t *last = s->last, *uses = s->uses, *next = s->next;     \
-	uint32_t len = 0;                                                     \
-	(void)last, (void)uses, (void)next;                                   \
-	for (size_t t = 0; t < n; t++) {                                      \
-		uint16_t x = ids[t], carry;                                   \
-		uint32_t p;                                                   \
-		if (pos[x] < 0) {                                             \
-			depth[s->n]++;                                        \
-			p = len++;                                            \
-		} else {                                                      \
-			p = (uint32_t)pos[x];                                 \
-			depth[p]++;                                           \
-		}                                                             \
-		if (p > 0) {                                                  \
-			carry = st[0];                                        \
-			for (uint32_t i = 1; i < p; i++) {                    \
-				uint16_t y = st[i];                           \
-				if (HIGHER(carry, y)) {                       \
-					st[i] = carry;                        \
-					pos[carry] = (int32_t)i;              \
-					carry = y;                            \
-				}                                             \
-			}                                                     \
-			st[p] = carry;                                        \
-			pos[carry] = (int32_t)p;                              \
-		}                                                             \
-		st[0] = x;                                                    \
-		pos[x] = 0;                                                   \
-		s->last[x] = t + 1;                                           \
-		s->uses[x]++;                                                 \
-		s->next[x] = s->nextuse[t];                                   \
-	}                                                                     \
+static uint64_t key_of(const struct moe_cache_sim *s, int pol, size_t t, uint16_t x)
+{
+	uint64_t k;
+
+	if (pol == MOE_CACHE_LRU)
+		k = (uint64_t)(t + 1) << 16;
+	else if (pol == MOE_CACHE_LFU)
+		k = (uint64_t)s->uses[x] << 40 | (uint64_t)(t + 1) << 16;
+	else
+		k = s->nextuse[t] == NEVER ? 0 : ((1ull << 40) - s->nextuse[t]) << 16;
+	return k | (uint64_t)(0xffffu - x);
 }
 
-/* LRU: the carry is always older, so this is move-to-front. */
-#define LRU_HIGHER(a, b) (last[a] > last[b])
-#define LFU_HIGHER(a, b) (uses[a] != uses[b] ? uses[a] > uses[b] : last[a] > last[b])
-#define OPT_HIGHER(a, b) (next[a] != next[b] ? next[a] < next[b] : (a) < (b))
-DEFINE_RUN(run_lru, LRU_HIGHER)
-DEFINE_RUN(run_lfu, LFU_HIGHER)
-DEFINE_RUN(run_opt, OPT_HIGHER)
-
-static void reset(struct moe_cache_sim *s)
+/*
+ * One pass of policy pol. For a cache of c < p experts (p = depth of x)
+ * the access misses and the victim is the lowest-priority of stack[0..c);
+ * carrying that victim down, each slot keeps the higher of the carry and
+ * its old key, and x's old slot receives the last carry.
+ */
+static void run_policy(struct moe_cache_sim *s, int pol, const uint16_t *ids,
+	size_t n, uint64_t *depth)
 {
-	for (uint32_t e = 0; e < s->n; e++) {
-		s->pos[e] = -1;
-		s->last[e] = s->uses[e] = 0;
-		s->next[e] = NEVER;
+	uint64_t *st = s->stack;
+	uint32_t len = 0;
+
+	memset(s->uses, 0, s->n * sizeof *s->uses);
+	for (size_t t = 0; t < n; t++) {
+		uint16_t x = ids[t];
+		uint64_t low = 0xffffu - x;
+		uint32_t p = 0;
+		if (len > 0 && (st[0] & 0xffff) != low) {
+			/* search and carry in one pass */
+			uint64_t carry = st[0];
+			for (p = 1; p < len; p++) {
+				uint64_t y = st[p];
+				if ((y & 0xffff) == low)
+					break;
+				st[p] = y > carry ? y : carry;
+				carry = y > carry ? carry : y;
+			}
+			st[p] = carry;
+		}
+		if (p == len) {
+			depth[s->n]++;   /* first use */
+			len++;
+		} else {
+			depth[p]++;
+		}
+		s->uses[x]++;
+		st[0] = key_of(s, pol, t, x);
 	}
 }
 
 int moe_cache_sim_run(struct moe_cache_sim *s, const uint16_t *ids, size_t n,
 	uint64_t *depth)
 {
+	if (n > MOE_CACHE_MAX_RUN)
+		return MOE_ERANGE;
 	if (n > s->cap) {
 		uint64_t *nu = realloc(s->nextuse, n * sizeof *nu);
 		if (nu == NULL)
@@ -123,19 +117,15 @@ int moe_cache_sim_run(struct moe_cache_sim *s, const uint16_t *ids, size_t n,
 		s->nextuse = nu;
 		s->cap = n;
 	}
-	/* next use of each access, filled backwards; s->next is scratch here */
+	/* next use of each access, filled backwards */
 	for (uint32_t e = 0; e < s->n; e++)
-		s->next[e] = NEVER;
+		s->next[e] = UINT32_MAX;
 	for (size_t t = n; t-- > 0;) {
-		s->nextuse[t] = s->next[ids[t]];
-		s->next[ids[t]] = t;
+		s->nextuse[t] = s->next[ids[t]] == UINT32_MAX ? NEVER : s->next[ids[t]];
+		s->next[ids[t]] = (uint32_t)t;
 	}
-	reset(s);
-	run_lru(s, ids, n, depth + (size_t)MOE_CACHE_LRU * (s->n + 1));
-	reset(s);
-	run_lfu(s, ids, n, depth + (size_t)MOE_CACHE_LFU * (s->n + 1));
-	reset(s);
-	run_opt(s, ids, n, depth + (size_t)MOE_CACHE_OPT * (s->n + 1));
+	for (int pol = 0; pol < MOE_CACHE_NPOLICY; pol++)
+		run_policy(s, pol, ids, n, depth + (size_t)pol * (s->n + 1));
 	return 0;
 }
 

@@ -20,6 +20,9 @@
 
 enum { MOE_CACHE_LRU, MOE_CACHE_LFU, MOE_CACHE_OPT, MOE_CACHE_NPOLICY };
 
+/* Longest access stream of one run (MOE_ERANGE beyond). */
+#define MOE_CACHE_MAX_RUN (1u << 24)
+
 struct moe_cache_sim;
 
 int moe_cache_sim_new(struct moe_cache_sim **out, uint32_t n_experts);

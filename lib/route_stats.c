@@ -198,7 +198,8 @@ int moe_route_stats_new(struct moe_route_stats **out,
 	if (o->n_cf > MOE_ROUTE_MAX_CF || o->group_size == 0 || o->cache_segment == 0 ||
 	    o->cache_segment > (1u << 24) || o->top_m == 0)
 		return moe_error_set(&s->err, MOE_EINVAL, "bad statistics options");
-	if (!o->no_cache && (uint64_t)h->n_moe * h->top_k * o->cache_segment > MAX_SEGMENT_IDS)
+	if (!o->no_cache && ((uint64_t)h->n_moe * h->top_k * o->cache_segment > MAX_SEGMENT_IDS ||
+	    (uint64_t)h->top_k * o->cache_segment > MOE_CACHE_MAX_RUN))
 		return moe_error_set(&s->err, MOE_ERANGE,
 			"cache segment of %u tokens needs more than %u buffered expert ids; use a smaller --cache-segment",
 			o->cache_segment, MAX_SEGMENT_IDS);

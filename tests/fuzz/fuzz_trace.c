@@ -23,6 +23,7 @@ static void stats_and_copy(struct moe_trace_reader *r)
 	o.group_size = 3;
 	o.cache_segment = 5;
 	o.window = 4;
+	o.top_tokens = 2;
 	if (moe_route_stats_new(&s, h, &o) != 0 || moe_output_open_fd(&out, fd, "null") != 0 ||
 	    moe_trace_writer_new(&w, out, MOE_TRACE_JSONL, h) != 0)
 		goto done;
