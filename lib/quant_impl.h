@@ -33,6 +33,10 @@ typedef void (*moe_dequant_fn)(const void *x, float *y, int64_t nb);
 /* Values per block of the "super-block" K and IQ4_XS/TQ formats. */
 #define QK_K 256
 
+/* Below this a group's largest magnitude counts as all zero (ggml's
+ * GROUP_MAX_EPS). */
+#define GROUP_MAX_EPS 1e-15f
+
 /*
  * ggml's nearest_int(): adding 1.5 * 2^23 puts the integer part of
  * |v| < 2^22 in the low mantissa bits, so the FPU's round-to-nearest-even
@@ -107,6 +111,40 @@ static inline int q3k_scale(const uint8_t *sc, int j)
 
 	return (lo | hi << 4) - 32;
 }
+
+/* Index of the element of largest magnitude (first one on ties). */
+static inline int q_absmax_index(int n, const float *x)
+{
+	float amax = 0;
+	int k = -1;
+
+	for (int i = 0; i < n; i++) {
+		if (fabsf(x[i]) > amax) {
+			amax = fabsf(x[i]);
+			k = i;
+		}
+	}
+	return k;
+}
+
+/*
+ * The K-quants' per-group scale searches (quant_kfit.c), as ggml's
+ * functions of the same names with the arguments our callers use:
+ * make_qx_quants (rmse_type 1, no importance weights) and make_q3_quants
+ * (do_rmse) return the signed scale and put levels + nmax in L;
+ * make_qkx2_quants fits x ~ scale * L + min (min <= 0, L in 0..nmax,
+ * weights w), returns the scale and stores -min in *the_min.
+ */
+struct moe_qkx_params {
+	int nmax;           /* top level: levels are 0..nmax */
+	float rmin, rdelta; /* candidate is: iscale = (rmin + rdelta*is + nmax) / range */
+	int nstep;          /* is = 0..nstep */
+	int use_mad;        /* absolute instead of squared error */
+};
+float moe_make_qx_quants(int n, int nmax, const float *x, int8_t *L);
+float moe_make_q3_quants(int n, int nmax, const float *x, int8_t *L);
+float moe_make_qkx2_quants(int n, const struct moe_qkx_params *p,
+	const float *x, const float *w, uint8_t *L, float *the_min);
 
 /* Legacy 32-value block formats (quant_legacy.c). */
 void moe_q4_0_quantize(const float *x, void *y, int64_t nb);

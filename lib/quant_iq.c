@@ -16,7 +16,6 @@ static const int8_t IQ4_LEVELS[16] = {
 	-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113
 };
 
-#define GROUP_MAX_EPS 1e-15f
 #define NTRY 7  /* scales tried on each side of the initial one */
 
 /* Index of the level nearest to v (ties to the upper level), by the same
