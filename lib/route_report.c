@@ -152,12 +152,22 @@ static json_t *cache_json(const struct moe_route_stats *s, const struct moe_rout
 	return o;
 }
 
+/* Symmetric pair count from the upper triangle. */
+static uint64_t coact_at(const uint64_t *m, uint32_t E, uint32_t i, uint32_t j)
+{
+	return i < j ? m[(size_t)i * E + j] : m[(size_t)j * E + i];
+}
+
 static json_t *coact_json(const uint64_t *m, uint32_t E)
 {
 	json_t *a = json_array();
 
-	for (uint32_t i = 0; i < E; i++)
-		json_array_append_new(a, u64s(m + (size_t)i * E, E));
+	for (uint32_t i = 0; i < E; i++) {
+		json_t *row = json_array();
+		for (uint32_t j = 0; j < E; j++)
+			json_array_append_new(row, json_integer((json_int_t)coact_at(m, E, i, j)));
+		json_array_append_new(a, row);
+	}
 	return a;
 }
 
@@ -397,9 +407,9 @@ static int csv_layer(const struct moe_route_stats *s, const struct moe_route_rep
 		if (rc == 0)
 			rc = csv_row(o, ln, e, "top1,%llu", (unsigned long long)top1[e]);
 		for (uint32_t j = 0; co && rc == 0 && j < h->n_experts; j++)
-			if (co[(size_t)e * h->n_experts + j])
+			if (coact_at(co, h->n_experts, e, j))
 				rc = csv_row(o, ln, e, "coact_e%u,%llu", j,
-					(unsigned long long)co[(size_t)e * h->n_experts + j]);
+					(unsigned long long)coact_at(co, h->n_experts, e, j));
 	}
 	for (int i = 0; rc == 0 && i < N_SCALARS; i++)
 		rc = csv_row(o, ln, -1, "%s,%.10g", names[i], v[i]);

@@ -379,11 +379,11 @@ static void add_layer(struct moe_route_stats *s, struct layer *y,
 		y->mark[e[j]] = s->tick;
 	if (adjacent)
 		y->overlap[inter]++;
-	if (y->coact)
+	if (y->coact)   /* upper triangle only: half the increments */
 		for (uint32_t i = 0; i < k; i++)
 			for (uint32_t j = i + 1; j < k; j++) {
-				y->coact[(size_t)e[i] * E + e[j]]++;
-				y->coact[(size_t)e[j] * E + e[i]]++;
+				uint32_t a = e[i] < e[j] ? e[i] : e[j], b = e[i] ^ e[j] ^ a;
+				y->coact[(size_t)a * E + b]++;
 			}
 	if (y->trans)
 		y->trans[(size_t)prev_e[0] * E + e[0]]++;

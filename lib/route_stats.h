@@ -93,7 +93,8 @@ int moe_route_stats_aux_loss(const struct moe_route_stats *s, uint32_t l,
 int moe_route_stats_z_loss(const struct moe_route_stats *s, uint32_t l, double *z);
 /* Dropped assignments per capacity factor (n_cf). */
 const uint64_t *moe_route_stats_drops(const struct moe_route_stats *s, uint32_t l);
-/* Co-activation counts (E, E), symmetric, zero diagonal; NULL when the
+/* Co-activation counts (E, E): entry [i][j], i < j, counts the tokens
+ * that chose both (the lower triangle and diagonal are 0); NULL when the
  * matrices were skipped because E*E*n_moe is too large. */
 const uint64_t *moe_route_stats_coact(const struct moe_route_stats *s, uint32_t l);
 /* First-listed expert of layer l-1 -> layer l counts (E, E), l >= 1. */

@@ -757,6 +757,231 @@ static int jsonl_fields(struct moe_trace_reader *r, json_t *o)
 	return 1;
 }
 
+/*
+ * Fast path for token lines: a strict scanner for the plain form writers
+ * produce (known keys, no escapes, JSON numbers). It fills the same fields
+ * jansson would; anything it is unsure of (escapes, unknown or repeated
+ * keys, bad counts, ids out of range, missing fields) returns 0 and the
+ * line is parsed again by jansson, which also words every error.
+ */
+struct scan {
+	const char *p;
+};
+
+static void sc_ws(struct scan *c)
+{
+	while (*c->p == ' ' || *c->p == '\t')
+		c->p++;
+}
+
+static int sc_char(struct scan *c, char ch)
+{
+	sc_ws(c);
+	if (*c->p != ch)
+		return 0;
+	c->p++;
+	return 1;
+}
+
+/* JSON unsigned integer without leading zeros, at most max. */
+static int sc_uint(struct scan *c, uint64_t max, uint64_t *out)
+{
+	const char *p;
+	uint64_t v = 0;
+
+	sc_ws(c);
+	p = c->p;
+	if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9'))
+		return 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (p - c->p >= 10)
+			return 0;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p == '.' || *p == 'e' || *p == 'E' || v > max)
+		return 0;
+	c->p = p;
+	*out = v;
+	return 1;
+}
+
+/* JSON number, converted as jansson does (strtod, then to float). */
+static int sc_float(struct scan *c, float *out)
+{
+	const char *p, *start;
+	char *end;
+	double d;
+
+	sc_ws(c);
+	p = start = c->p;
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		while (*p >= '0' && *p <= '9')
+			p++;
+	else
+		return 0;
+	if (*p == '.') {
+		if (*++p < '0' || *p > '9')
+			return 0;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (*p < '0' || *p > '9')
+			return 0;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	d = strtod(start, &end);
+	if (end != p || !isfinite(d))
+		return 0;
+	c->p = p;
+	*out = (float)d;
+	return 1;
+}
+
+/* Array of rows arrays of cols numbers (ids when ids != NULL). */
+static int sc_matrix(struct scan *c, uint32_t rows, uint32_t cols, uint32_t max_id,
+	uint16_t *ids, float *vals)
+{
+	if (!sc_char(c, '['))
+		return 0;
+	for (uint32_t l = 0; l < rows; l++) {
+		if ((l && !sc_char(c, ',')) || !sc_char(c, '['))
+			return 0;
+		for (uint32_t j = 0; j < cols; j++) {
+			uint64_t v;
+			if (j && !sc_char(c, ','))
+				return 0;
+			if (ids) {
+				if (!sc_uint(c, max_id - 1, &v))
+					return 0;
+				ids[(size_t)l * cols + j] = (uint16_t)v;
+			} else if (!sc_float(c, &vals[(size_t)l * cols + j])) {
+				return 0;
+			}
+		}
+		if (!sc_char(c, ']'))
+			return 0;
+	}
+	return sc_char(c, ']');
+}
+
+/* Plain string (no escapes, no control bytes) into dst; length <= max. */
+static int sc_string(struct scan *c, char *dst, size_t max, size_t *len)
+{
+	const char *p;
+
+	if (!sc_char(c, '"'))
+		return 0;
+	for (p = c->p; *p != '"'; p++)
+		if (*p == '\\' || (unsigned char)*p < 0x20)
+			return 0;
+	if ((size_t)(p - c->p) > max || !utf8_valid((const unsigned char *)c->p, (size_t)(p - c->p)))
+		return 0;
+	*len = (size_t)(p - c->p);
+	if (dst) {
+		memcpy(dst, c->p, *len);
+		dst[*len] = '\0';
+	}
+	c->p = p + 1;
+	return 1;
+}
+
+enum { K_SEQ = 1, K_POS = 2, K_TOKEN = 4, K_TEXT = 8, K_EXPERTS = 16, K_WEIGHTS = 32,
+	K_PROBS = 64, K_LSE = 128 };
+
+static int sc_field(struct moe_trace_reader *r, struct scan *c, const char *key, size_t kl,
+	unsigned *seen)
+{
+	const struct moe_trace_header *h = &r->h;
+	static const char *const names[] = { "seq", "pos", "token", "text", "experts",
+		"weights", "probs", "lse" };
+	unsigned bit = 0;
+	uint64_t v;
+	size_t n;
+
+	for (unsigned i = 0; i < 8; i++)
+		if (strlen(names[i]) == kl && memcmp(names[i], key, kl) == 0)
+			bit = 1u << i;
+	if (bit == 0 || (*seen & bit))
+		return 0;
+	*seen |= bit;
+	switch (bit) {
+	case K_SEQ:
+	case K_POS:
+		if (!sc_uint(c, UINT32_MAX, &v))
+			return 0;
+		*(bit == K_SEQ ? &r->t.seq : &r->t.pos) = (uint32_t)v;
+		return 1;
+	case K_TOKEN:
+		if (!sc_uint(c, INT32_MAX, &v))
+			return 0;
+		r->t.token = (int32_t)v;
+		return 1;
+	case K_TEXT:
+		if (!sc_string(c, r->text, MOE_TRACE_MAX_TEXT, &n))
+			return 0;
+		r->t.text = n ? r->text : NULL;
+		return 1;
+	case K_EXPERTS:
+		return sc_matrix(c, h->n_moe, h->top_k, h->n_experts, r->experts, NULL);
+	case K_WEIGHTS:
+		return sc_matrix(c, h->n_moe, h->top_k, 0, NULL, r->weights);
+	case K_PROBS:
+		if (!(h->flags & MOE_TRACE_PROBS))
+			return 0;
+		r->t.probs = r->probs;
+		return sc_matrix(c, h->n_moe, h->n_experts, 0, NULL, r->probs);
+	default:
+		if (!(h->flags & MOE_TRACE_LSE) || !sc_char(c, '['))
+			return 0;
+		for (uint32_t l = 0; l < h->n_moe; l++)
+			if ((l && !sc_char(c, ',')) || !sc_float(c, &r->lse[l]))
+				return 0;
+		r->t.lse = r->lse;
+		return sc_char(c, ']');
+	}
+}
+
+static int jsonl_fast(struct moe_trace_reader *r)
+{
+	struct scan c = { r->line };
+	unsigned seen = 0, need = K_SEQ | K_POS | K_EXPERTS | K_WEIGHTS;
+
+	if (r->h.flags & MOE_TRACE_PROBS)
+		need |= K_PROBS;
+	if (r->h.flags & MOE_TRACE_LSE)
+		need |= K_LSE;
+	r->t.token = -1;
+	r->t.text = NULL;
+	r->t.probs = NULL;
+	r->t.lse = NULL;
+	if (!sc_char(&c, '{'))
+		return 0;
+	do {
+		const char *key;
+		size_t kl;
+		if (!sc_char(&c, '"'))
+			return 0;
+		c.p--;
+		key = c.p + 1;
+		if (!sc_string(&c, NULL, 16, &kl) || !sc_char(&c, ':') ||
+		    !sc_field(r, &c, key, kl, &seen))
+			return 0;
+	} while (sc_char(&c, ','));
+	if (!sc_char(&c, '}'))
+		return 0;
+	sc_ws(&c);
+	return *c.p == '\0' && (seen & need) == need;
+}
+
 static int jsonl_token(struct moe_trace_reader *r)
 {
 	json_error_t je;
@@ -768,6 +993,8 @@ static int jsonl_token(struct moe_trace_reader *r)
 		if ((rc = read_line(r, &len)) <= 0)
 			return rc;
 	} while (len == 0);
+	if (strlen(r->line) == len && jsonl_fast(r))
+		return 1;
 	o = json_loadb(r->line, len, JSON_REJECT_DUPLICATES, &je);
 	if (o == NULL || !json_is_object(o)) {
 		json_decref(o);

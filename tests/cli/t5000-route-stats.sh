@@ -68,6 +68,12 @@ test_expect_success "JSONL -> binary -> JSONL is lossless, binary -> JSONL -> bi
 	moe-route-stats --json u.bin >ub.json && test_cmp u.json ub.json
 "
 
+test_expect_success "escaped JSON (parsed by jansson) reads the same as plain lines (fast scanner)" "
+	sed '2,\$s/\"seq\"/\"s\\\\u0065q\"/' u.jsonl >esc.jsonl &&
+	grep -q 's\\\\u0065q' esc.jsonl &&
+	moe-route-stats --to bin -o esc.bin esc.jsonl && cmp u.bin esc.bin
+"
+
 test_expect_success "binary size: 40 + strings + layers header, 36-byte records for k=2" "
 	test \$(wc -c <u.bin) -eq \$((40 + 2 + 9 + 2 + 7 + 2 + 8 + 16 * 36))
 "

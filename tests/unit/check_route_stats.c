@@ -270,8 +270,9 @@ START_TEST(losses_overlap_transitions)
 	ck_assert_uint_eq(moe_route_stats_overlap(s, 0)[2], 1);
 	/* co-activation in layer 0: {0,1} {1,2} {1,2} {0,3} {0,2} {0,1} */
 	ck_assert_uint_eq(moe_route_stats_coact(s, 0)[0 * 4 + 1], 2);
-	ck_assert_uint_eq(moe_route_stats_coact(s, 0)[2 * 4 + 1], 2);
-	ck_assert_uint_eq(moe_route_stats_coact(s, 0)[3 * 4 + 0], 1);
+	ck_assert_uint_eq(moe_route_stats_coact(s, 0)[1 * 4 + 2], 2);
+	ck_assert_uint_eq(moe_route_stats_coact(s, 0)[0 * 4 + 3], 1);
+	ck_assert_uint_eq(moe_route_stats_coact(s, 0)[2 * 4 + 1], 0);   /* lower triangle */
 	ck_assert_uint_eq(moe_route_stats_coact(s, 0)[2 * 4 + 2], 0);
 	/* first-listed expert layer 0 -> layer 1: 0->1, 1->1, 2->1, 0->2,
 	 * 0->1, 1->3: from 0 the best successor (1) covers 2 of 3, from 1 one
