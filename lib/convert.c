@@ -636,6 +636,18 @@ static int choose_dtypes(struct moe_conversion *c)
 		if (!moe_dtype_is_float(t->sdtype) && !moe_dtype_is_quantized(t->sdtype))
 			d = MOE_DT_INVALID;   /* integers and bools are copied */
 		t->dtype = d != MOE_DT_INVALID ? d : fp8 ? MOE_DT_BF16 : t->sdtype;
+		if (c->o.choose) {
+			struct moe_tensor desc = { .name = t->name, .dtype = t->sdtype,
+				.ndim = t->ndim };
+			memcpy(desc.shape, t->shape, sizeof desc.shape);
+			t->dtype = c->o.choose(c->o.choose_ctx, &desc, t->dtype);
+		}
+		if (moe_dtype_is_quantized(t->sdtype) && moe_dtype_is_quantized(t->dtype) &&
+		    t->dtype != t->sdtype && !c->o.allow_requantize)
+			return moe_error_set(&c->err, MOE_EINVAL, "tensor '%s' is already %s: "
+				"requantizing to %s compounds the error (allow it with "
+				"--allow-requantize)", t->name, moe_dtype_name(t->sdtype),
+				moe_dtype_name(t->dtype));
 		if (!c->dst_gguf && moe_dtype_is_quantized(t->dtype))
 			return moe_error_set(&c->err, MOE_EUNSUP, "tensor '%s' is %s, which "
 				"safetensors cannot hold (use --dtype f32, f16 or bf16)", t->name,
@@ -711,9 +723,14 @@ static int set_file_type(struct moe_conversion *c)
 		moe_dtype_nbytes(c->t[i].dtype, c->t[i].row_len, &b);
 		bytes[c->t[i].dtype] += b;
 	}
-	for (int t = 1; t < MOE_DT_COUNT; t++)
+	for (int t = 1; t < MOE_DT_COUNT; t++) {
 		if (bytes[t] > best)
 			best = bytes[t], top = (enum moe_dtype)t;
+		/* llama.cpp marks files holding ggml block types this way */
+		if (bytes[t] && moe_dtype_is_quantized((enum moe_dtype)t) &&
+		    moe_meta_set_u32(c->kv, "general.quantization_version", 2) != 0)
+			return moe_error_set(&c->err, MOE_ENOMEM, "out of memory");
+	}
 	for (size_t i = 0; i < sizeof ft / sizeof ft[0]; i++)
 		if (ft[i].t == top)
 			return moe_meta_set_u32(c->kv, "general.file_type", ft[i].ftype) == 0 ? 0
@@ -931,4 +948,17 @@ int moe_convert_tensor(const struct moe_conversion *c, size_t i, struct moe_tens
 	memcpy(out->shape, t->shape, sizeof out->shape);
 	moe_shape_numel(t->ndim, t->shape, &numel);
 	return moe_dtype_nbytes(t->dtype, numel, &out->nbytes);
+}
+
+int moe_convert_stats(const struct moe_conversion *c, size_t i, struct moe_conv_stats *st)
+{
+	if (i >= c->n)
+		return MOE_EINVAL;
+	*st = c->t[i].st;
+	return 0;
+}
+
+enum moe_dtype moe_convert_source_dtype(const struct moe_conversion *c, size_t i)
+{
+	return i < c->n ? c->t[i].sdtype : MOE_DT_INVALID;
 }

@@ -35,6 +35,14 @@ struct moe_convert_opts {
 	const char *layers;     /* "0-3,7": keep these blocks, renumbered */
 	const char *experts;    /* "0,2,5" for every MoE layer, or lines "L: 0 2 5" */
 	const char *drop;       /* POSIX extended regex: input tensors to leave out */
+	/* Called once per output tensor after planning, with the type chosen
+	 * so far; returns the type to store (a ggml block type quantizes the
+	 * rows bit-exactly as ggml does). NULL keeps the choice. */
+	enum moe_dtype (*choose)(void *ctx, const struct moe_tensor *t, enum moe_dtype planned);
+	void *choose_ctx;
+	int allow_requantize;   /* quantized input may go to another block type */
+	int threads;            /* rows converted in parallel (0/1: one thread) */
+	int stats;              /* measure the error of lossy types per tensor */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 };
@@ -57,6 +65,16 @@ uint64_t moe_convert_bytes(const struct moe_conversion *c);
 
 /* Describes output tensor i (name borrowed; file and offset unset). */
 int moe_convert_tensor(const struct moe_conversion *c, size_t i, struct moe_tensor *out);
+
+/* Error of output tensor i against its source, when opts.stats was set:
+ * sums over all values of (out - in)^2 and in^2, the largest |out - in|. */
+struct moe_conv_stats {
+	double sse, ssx, max_abs;
+	uint64_t n;
+};
+int moe_convert_stats(const struct moe_conversion *c, size_t i, struct moe_conv_stats *st);
+/* Type of output tensor i's source (before conversion). */
+enum moe_dtype moe_convert_source_dtype(const struct moe_conversion *c, size_t i);
 
 /* Writes one file (GGUF or safetensors) to out; the caller commits. */
 int moe_convert_write(struct moe_conversion *c, struct moe_output *out);

@@ -31,6 +31,7 @@ struct otensor {
 	int perm;                       /* 0; +1 HF->GGUF rope rows; -1 back */
 	uint32_t heads;                 /* heads the rows of perm split into */
 	long key[5];                    /* output order */
+	struct moe_conv_stats st;       /* error, when measured */
 };
 
 struct moe_conversion {

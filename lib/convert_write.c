@@ -2,6 +2,7 @@
 #include "convert_impl.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include "fp8block.h"
 #include "fpconv.h"
 #include "gguf.h"
+#include "pool.h"
 #include "quant.h"
 #include "safetensors.h"
 #include "shard.h"
@@ -22,13 +24,35 @@ struct sink {
 	void *w;
 };
 
-/* Buffers reused for every piece; sized for the widest row once. */
+/* Per-thread row buffers and error sums. */
+struct worker {
+	float *f32, *back;          /* (row_len) */
+	size_t cap, back_cap;
+	struct moe_conv_stats st;
+	int rc;
+};
+
+/* Buffers reused for every piece; sized for the largest chunk once. */
 struct rowbuf {
 	unsigned char *raw, *tmp, *out;
-	float *f32, *scale;
-	size_t raw_cap, tmp_cap, out_cap, f32_cap, scale_cap;
-	const struct moe_tensor *scale_t;
-	uint64_t scale_band;
+	float *scale;               /* block scales of the bands in a chunk */
+	size_t raw_cap, tmp_cap, out_cap, scale_cap;
+	struct worker *w;
+	int nw;
+	struct moe_pool *pool;
+};
+
+/* One chunk of rows, split across the workers. */
+struct job {
+	const struct moe_conversion *c;
+	const struct otensor *t;
+	const struct piece *p;
+	const unsigned char *in;
+	unsigned char *out;
+	uint64_t r0, k;             /* absolute source row of the chunk, rows */
+	size_t srb, drb;
+	const float *scale;         /* scales of band r0 / 128 onwards */
+	struct rowbuf *b;
 };
 
 static int grow(void **p, size_t *cap, size_t need)
@@ -68,49 +92,104 @@ static void permute_rows(const unsigned char *in, unsigned char *out, uint64_t n
 			}
 }
 
-/* Scale row of the 128-row band holding source row r. */
-static int fp8_scales(struct moe_conversion *c, struct rowbuf *b,
-	const struct piece *p, uint64_t r, uint64_t cols)
+/* Scale rows of the 128-row bands that source rows [r, r + k) touch. */
+static int fp8_scales(struct moe_conversion *c, struct rowbuf *b, const struct piece *p,
+	uint64_t r, uint64_t k, uint64_t cols)
 {
-	uint64_t band = r / 128, n = (cols + 127) / 128;
+	uint64_t b0 = r / 128, nb = (r + k - 1) / 128 - b0 + 1, n = (cols + 127) / 128;
 	int rc;
 
-	if (b->scale_t == p->scale && b->scale_band == band)
-		return 0;
-	if (grow((void **)&b->scale, &b->scale_cap, n * sizeof(float)) != 0)
+	if (grow((void **)&b->scale, &b->scale_cap, nb * n * sizeof(float)) != 0)
 		return moe_error_set(&c->err, MOE_ENOMEM, "out of memory");
-	if (p->scale->dtype != MOE_DT_F32 || moe_tensor_numel(p->scale) <
-	    (band + 1) * n)
+	if (p->scale->dtype != MOE_DT_F32 || moe_tensor_numel(p->scale) < (b0 + nb) * n)
 		return moe_error_set(&c->err, MOE_EFORMAT, "tensor '%s' does not have the "
 			"F32 (%llu, %llu) block scales its weight needs", p->scale->name,
-			(unsigned long long)band + 1, (unsigned long long)n);
-	if ((rc = moe_ckpt_read(c->ck, p->scale, band * n * 4, b->scale, n * 4)) != 0)
+			(unsigned long long)(b0 + nb), (unsigned long long)n);
+	if ((rc = moe_ckpt_read(c->ck, p->scale, b0 * n * 4, b->scale, nb * n * 4)) != 0)
 		return moe_error_set(&c->err, rc, "%s", moe_ckpt_errstr(c->ck));
-	b->scale_t = p->scale;
-	b->scale_band = band;
 	return 0;
 }
 
-/* One row from the source type to the output type, through F32. */
-static int convert_row(struct moe_conversion *c, struct rowbuf *b, const struct otensor *t,
-	const struct piece *p, uint64_t r, const unsigned char *in, unsigned char *out)
+static int row_to_f32(const struct job *j, uint64_t r, const unsigned char *in, float *f)
+{
+	const struct otensor *t = j->t;
+
+	if (j->p->scale) {
+		uint64_t n = (t->row_len + 127) / 128;
+		return moe_fp8block_dequantize_rows(in, 1, (int64_t)t->row_len,
+			j->scale + (r / 128 - j->r0 / 128) * n, f);
+	}
+	if (moe_dtype_is_quantized(t->sdtype))
+		return moe_dequantize_row(t->sdtype, in, f, (int64_t)t->row_len);
+	return moe_cast(MOE_DT_F32, f, t->sdtype, in, t->row_len);
+}
+
+static int f32_to_row(const struct otensor *t, const float *f, unsigned char *out)
+{
+	if (moe_dtype_is_quantized(t->dtype))
+		return moe_quantize_rows(t->dtype, f, out, 1, (int64_t)t->row_len);
+	return moe_cast(t->dtype, out, MOE_DT_F32, f, t->row_len);
+}
+
+/* Adds one row's error (stored bytes decoded again vs the source values). */
+static int measure(struct worker *w, const struct otensor *t, const unsigned char *out)
+{
+	int rc = moe_dtype_is_quantized(t->dtype)
+		? moe_dequantize_row(t->dtype, out, w->back, (int64_t)t->row_len)
+		: moe_cast(MOE_DT_F32, w->back, t->dtype, out, t->row_len);
+
+	for (uint64_t i = 0; rc == 0 && i < t->row_len; i++) {
+		double e = (double)w->back[i] - w->f32[i];
+		w->st.sse += e * e;
+		w->st.ssx += (double)w->f32[i] * w->f32[i];
+		if (fabs(e) > w->st.max_abs || e != e)
+			w->st.max_abs = e != e ? INFINITY : fabs(e);
+	}
+	w->st.n += t->row_len;
+	return rc;
+}
+
+static void convert_rows(void *ctx, int ith, int nth)
+{
+	const struct job *j = ctx;
+	struct worker *w = &j->b->w[ith];
+	long lo, hi;
+
+	moe_pool_split((long)j->k, ith, nth, &lo, &hi);
+	for (long i = lo; i < hi && w->rc == 0; i++) {
+		const unsigned char *in = j->in + (size_t)i * j->srb;
+		unsigned char *out = j->out + (size_t)i * j->drb;
+		w->rc = row_to_f32(j, j->r0 + (uint64_t)i, in, w->f32);
+		if (w->rc == 0)
+			w->rc = f32_to_row(j->t, w->f32, out);
+		if (w->rc == 0 && j->c->o.stats)
+			w->rc = measure(w, j->t, out);
+	}
+}
+
+/* Converts one chunk on all workers; FP8 needs its scales read first. */
+static int convert_chunk(struct moe_conversion *c, struct rowbuf *b, struct job *j)
 {
 	int rc = 0;
 
-	if (p->scale) {
-		if ((rc = fp8_scales(c, b, p, r, t->row_len)) == 0)
-			rc = moe_fp8block_dequantize_rows(in, 1, (int64_t)t->row_len, b->scale, b->f32);
-	} else if (moe_dtype_is_quantized(t->sdtype)) {
-		rc = moe_dequantize_row(t->sdtype, in, b->f32, (int64_t)t->row_len);
-	} else {
-		rc = moe_cast(MOE_DT_F32, b->f32, t->sdtype, in, t->row_len);
+	if (j->p->scale && (rc = fp8_scales(c, b, j->p, j->r0, j->k, j->t->row_len)) != 0)
+		return rc;
+	j->scale = b->scale;
+	for (int i = 0; i < b->nw; i++) {
+		struct worker *w = &b->w[i];
+		size_t need = j->t->row_len * sizeof(float);
+		if (grow((void **)&w->f32, &w->cap, need) || grow((void **)&w->back, &w->back_cap, need))
+			return moe_error_set(&c->err, MOE_ENOMEM, "out of memory");
 	}
-	if (rc == 0)
-		rc = moe_cast(t->dtype, out, MOE_DT_F32, b->f32, t->row_len);
-	if (rc != 0 && c->err.code == 0)
-		moe_error_set(&c->err, rc, "tensor '%s': cannot convert %s to %s", t->name,
-			moe_dtype_name(t->sdtype), moe_dtype_name(t->dtype));
-	return rc ? c->err.code : 0;
+	if (b->pool)
+		moe_pool_run(b->pool, convert_rows, j);
+	else
+		convert_rows(j, 0, 1);
+	for (int i = 0; i < b->nw; i++)
+		if (rc == 0 && (rc = b->w[i].rc) != 0)
+			moe_error_set(&c->err, rc, "tensor '%s': cannot convert %s to %s",
+				j->t->name, moe_dtype_name(j->t->sdtype), moe_dtype_name(j->t->dtype));
+	return rc;
 }
 
 /* Source rows [r, r + k) of a piece into b->raw (generated or read). */
@@ -134,7 +213,8 @@ static int stream_piece(struct moe_conversion *c, struct rowbuf *b, const struct
 {
 	size_t srb = row_bytes(t->sdtype, t->row_len), drb = row_bytes(t->dtype, t->row_len);
 	uint64_t group = t->perm ? p->nrows / t->heads : 1, k;
-	int same = t->sdtype == t->dtype && p->scale == NULL, rc;
+	int same = t->sdtype == t->dtype && p->scale == NULL && !c->o.stats, rc;
+	struct job j = { c, t, p, NULL, NULL, 0, 0, srb, drb, NULL, b };
 
 	if (t->perm && (t->heads == 0 || p->nrows % t->heads || group % 2))
 		return moe_error_set(&c->err, MOE_EFORMAT, "tensor '%s': %llu rows do not split "
@@ -143,23 +223,23 @@ static int stream_piece(struct moe_conversion *c, struct rowbuf *b, const struct
 	if (k < group)
 		k = group;
 	if (grow((void **)&b->raw, &b->raw_cap, k * srb) || grow((void **)&b->tmp, &b->tmp_cap, k * srb) ||
-	    grow((void **)&b->out, &b->out_cap, k * drb) ||
-	    grow((void **)&b->f32, &b->f32_cap, t->row_len * sizeof(float)))
+	    grow((void **)&b->out, &b->out_cap, k * drb))
 		return moe_error_set(&c->err, MOE_ENOMEM, "out of memory");
 	for (uint64_t r = 0; r < p->nrows; r += k) {
 		uint64_t kk = p->nrows - r < k ? p->nrows - r : k;
-		unsigned char *in = b->raw;
 		if ((rc = load_rows(c, b, t, p, r, kk, srb)) != 0)
 			return rc;
+		j.in = b->raw;
 		if (t->perm) {
 			permute_rows(b->raw, b->tmp, kk, group, srb, t->perm);
-			in = b->tmp;
+			j.in = b->tmp;
 		}
-		for (uint64_t i = 0; !same && i < kk; i++)
-			if ((rc = convert_row(c, b, t, p, p->row0 + r + i, in + i * srb,
-			    b->out + i * drb)) != 0)
-				return rc;
-		if ((rc = s->write(s->w, same ? in : b->out, kk * drb)) != 0)
+		j.out = b->out;
+		j.r0 = p->row0 + r;
+		j.k = kk;
+		if (!same && (rc = convert_chunk(c, b, &j)) != 0)
+			return rc;
+		if ((rc = s->write(s->w, same ? j.in : b->out, kk * drb)) != 0)
 			return moe_error_set(&c->err, rc, "%s", s->errstr(s->w));
 		c->done += kk * drb;
 		if (c->o.progress)
@@ -168,20 +248,47 @@ static int stream_piece(struct moe_conversion *c, struct rowbuf *b, const struct
 	return 0;
 }
 
+static void rowbuf_release(struct rowbuf *b)
+{
+	for (int i = 0; b->w && i < b->nw; i++) {
+		free(b->w[i].f32);
+		free(b->w[i].back);
+	}
+	moe_pool_free(b->pool);
+	free(b->w);
+	free(b->raw);
+	free(b->tmp);
+	free(b->out);
+	free(b->scale);
+}
+
 static int stream_all(struct moe_conversion *c, struct sink *s)
 {
 	struct rowbuf b = { 0 };
 	int rc = 0;
 
+	b.nw = c->o.threads > 1 ? c->o.threads : 1;
+	if ((b.w = calloc((size_t)b.nw, sizeof *b.w)) == NULL ||
+	    (b.nw > 1 && moe_pool_new(&b.pool, b.nw) != 0)) {
+		rowbuf_release(&b);
+		return moe_error_set(&c->err, MOE_ENOMEM, "cannot start %d threads", b.nw);
+	}
 	c->done = 0;
-	for (size_t i = 0; rc == 0 && i < c->n; i++)
+	for (size_t i = 0; rc == 0 && i < c->n; i++) {
+		for (int k = 0; k < b.nw; k++)
+			memset(&b.w[k].st, 0, sizeof b.w[k].st);
 		for (size_t k = 0; rc == 0 && k < c->t[i].np; k++)
 			rc = stream_piece(c, &b, &c->t[i], &c->t[i].p[k], s);
-	free(b.raw);
-	free(b.tmp);
-	free(b.out);
-	free(b.f32);
-	free(b.scale);
+		for (int k = 0; k < b.nw; k++) {
+			struct moe_conv_stats *d = &c->t[i].st, *w = &b.w[k].st;
+			d->sse += w->sse;
+			d->ssx += w->ssx;
+			d->n += w->n;
+			if (w->max_abs > d->max_abs)
+				d->max_abs = w->max_abs;
+		}
+	}
+	rowbuf_release(&b);
 	return rc;
 }
 
