@@ -53,7 +53,7 @@ void moe_infer_free(struct moe_infer *s)
 	free(s->grp_off); free(s->grp_next); free(s->grp_row);
 	free(s->xg); free(s->eout);
 	free(s->rec_sel); free(s->rec_w); free(s->rec_prob); free(s->rec_lse);
-	free(s->act); free(s->scratch);
+	free(s->act); free(s->scratch); free(s->f16tab);
 	free(s);
 }
 
@@ -129,6 +129,9 @@ static int alloc_buffers(struct moe_infer *s, int nth)
 	s->act = alloc3(B, s->act_bytes, 1, 1, &bad);
 	s->scratch_n = umax(s->n_ctx, umax(cols, hp->head_k * 2));
 	s->scratch = alloc3(nth, s->scratch_n, 1, sizeof(float), &bad);
+	s->f16tab = alloc3(65536, 1, 1, sizeof(float), &bad);
+	for (uint32_t i = 0; s->f16tab && i < 65536; i++)
+		s->f16tab[i] = moe_f16_to_f32((uint16_t)i);
 	return bad ? moe_error_set(&s->err, MOE_ENOMEM,
 		"out of memory for a %u-position cache and %u-token batches", s->n_ctx, s->n_batch) : 0;
 }

@@ -49,6 +49,7 @@ struct moe_infer {
 	/* activations converted for a weight type, n_batch * top_k rows */
 	uint8_t *act;
 	size_t act_bytes;
+	float *f16tab;             /* (65536) F16 bit pattern -> F32 */
 	float *scratch;            /* (n_threads, scratch_n) per-thread */
 	size_t scratch_n;
 };

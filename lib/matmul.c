@@ -9,81 +9,210 @@
  * Like llama.cpp, activations are brought to the weight's "vec_dot type"
  * once per call: Q8_0/Q8_1/Q8_K blocks for quantized weights (x86 runtime
  * quantizers), F16/BF16-rounded values for F16/BF16 weights, untouched for
- * F32. Each worker then takes a slice of the weight rows and runs every
- * token against each row while it is in cache, so a matrix is read once
- * per call whatever the batch size.
+ * F32. Each worker then takes a slice of the weight rows and runs up to
+ * TB tokens against each row while it is in registers or L1, so a matrix is
+ * read from memory once per call whatever the batch size.
+ *
+ * The Q4_0 and Q8_0 kernels here sum blocks in the same order, with the
+ * same float operations, as moe_vec_dot (lib/quant_dot.c), so results do not
+ * depend on the kernel; other block types call moe_vec_dot directly. On
+ * x86-64 the hot kernels are also built for AVX2 and picked at run time.
  */
+
+#define TB 4   /* tokens per pass over a weight row */
+
+/* A fused multiply-add would round once where moe_vec_dot rounds twice. */
+#ifdef __GNUC__
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
+#define HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define HOT
+#endif
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef uint16_t v8u16 __attribute__((vector_size(16)));
+typedef uint32_t v8u32 __attribute__((vector_size(32)));
 
 struct job {
 	struct moe_infer *s;
 	const struct moe_mat *w;
 	uint32_t e, n;
-	const float *x;      /* (n, cols) F32 activations */
-	const uint8_t *a;    /* (n, a_row) converted activations */
+	const float *x;      /* (n, cols) F32 activations (or F16/BF16-rounded) */
+	const uint8_t *a;    /* (n, a_row) quantized activations */
 	size_t a_row;
 	float *y;            /* (n, rows) */
 };
 
-/* Eight partial sums so the compiler can keep vector lanes busy. */
-static float dot_f32(const float *a, const float *b, uint32_t n)
+/* out[t] = row . x[t] for nt <= TB tokens of x, ld floats apart: eight
+ * lanes, then pairwise sums. */
+HOT static void dot_f32(const float *row, const float *x, size_t ld, uint32_t nt,
+	uint32_t n, float *out)
 {
-	float acc[8] = { 0 };
+	v8f acc[TB] = { { 0 } };
+	float tail[TB] = { 0 };
 	uint32_t i = 0;
 
-	for (; i + 8 <= n; i += 8)
-		for (int j = 0; j < 8; j++)
-			acc[j] += a[i + j] * b[i + j];
+	for (; i + 8 <= n; i += 8) {
+		v8f w;
+
+		memcpy(&w, row + i, sizeof w);
+		for (uint32_t t = 0; t < nt; t++) {
+			v8f v;
+
+			memcpy(&v, x + t * ld + i, sizeof v);
+			acc[t] += w * v;
+		}
+	}
 	for (; i < n; i++)
-		acc[0] += a[i] * b[i];
-	return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+		for (uint32_t t = 0; t < nt; t++)
+			tail[t] += row[i] * x[t * ld + i];
+	for (uint32_t t = 0; t < nt; t++)
+		out[t] = ((acc[t][0] + acc[t][1]) + (acc[t][2] + acc[t][3])) +
+			((acc[t][4] + acc[t][5]) + (acc[t][6] + acc[t][7])) + tail[t];
 }
 
-static void run_f32(void *ctx, int ith, int nth)
+/* dot_f32 for a BF16 row, widened eight values at a time (exact). */
+HOT static void dot_bf16(const uint16_t *row, const float *x, size_t ld, uint32_t nt,
+	uint32_t n, float *out)
+{
+	v8f acc[TB] = { { 0 } };
+	float tail[TB] = { 0 };
+	uint32_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		v8u16 h;
+		v8u32 u;
+		v8f w;
+
+		memcpy(&h, row + i, sizeof h);
+		u = __builtin_convertvector(h, v8u32) << 16;
+		memcpy(&w, &u, sizeof w);
+		for (uint32_t t = 0; t < nt; t++) {
+			v8f v;
+
+			memcpy(&v, x + t * ld + i, sizeof v);
+			acc[t] += w * v;
+		}
+	}
+	for (; i < n; i++) {
+		float w = moe_bf16_to_f32(row[i]);
+
+		for (uint32_t t = 0; t < nt; t++)
+			tail[t] += w * x[t * ld + i];
+	}
+	for (uint32_t t = 0; t < nt; t++)
+		out[t] = ((acc[t][0] + acc[t][1]) + (acc[t][2] + acc[t][3])) +
+			((acc[t][4] + acc[t][5]) + (acc[t][6] + acc[t][7])) + tail[t];
+}
+
+/* One F16 weight row widened to F32 in buf through the state's table. */
+static const float *widen_row(const struct moe_infer *s, const struct moe_mat *w,
+	const void *src, float *buf)
+{
+	const uint16_t *h = src;
+
+	for (uint32_t i = 0; i < w->cols; i++)
+		buf[i] = s->f16tab[h[i]];
+	return buf;
+}
+
+static void run_float(void *ctx, int ith, int nth)
 {
 	struct job *j = ctx;
 	const struct moe_mat *w = j->w;
+	float *buf = j->s->scratch + (size_t)ith * j->s->scratch_n, out[TB];
 	long lo, hi;
 
 	moe_pool_split(w->rows, ith, nth, &lo, &hi);
 	for (long r = lo; r < hi; r++) {
-		const float *row = moe_mat_row(w, j->e, (uint32_t)r);
+		const void *src = moe_mat_row(w, j->e, (uint32_t)r);
+		const float *row = w->dt == MOE_DT_F16 ? widen_row(j->s, w, src, buf) : src;
 
-		for (uint32_t t = 0; t < j->n; t++)
-			j->y[(size_t)t * w->rows + r] = dot_f32(row, j->x + (size_t)t * w->cols, w->cols);
+		for (uint32_t t = 0; t < j->n; t += TB) {
+			uint32_t nt = j->n - t < TB ? j->n - t : TB;
+
+			if (w->dt == MOE_DT_BF16)
+				dot_bf16(src, j->x + (size_t)t * w->cols, w->cols, nt, w->cols, out);
+			else
+				dot_f32(row, j->x + (size_t)t * w->cols, w->cols, nt, w->cols, out);
+			for (uint32_t k = 0; k < nt; k++)
+				j->y[(size_t)(t + k) * w->rows + r] = out[k];
+		}
 	}
 }
 
-/* F16/BF16: widen each weight row once, against activations rounded to
- * the same type (stored as floats in j->a). */
-static void run_half(void *ctx, int ith, int nth)
+static int isum32(const int8_t *a, const int8_t *b)
 {
-	struct job *j = ctx;
-	const struct moe_mat *w = j->w;
-	float *row = j->s->scratch + (size_t)ith * j->s->scratch_n;
-	const float *a = (const float *)j->a;
-	long lo, hi;
+	int s = 0;
 
-	moe_pool_split(w->rows, ith, nth, &lo, &hi);
-	for (long r = lo; r < hi; r++) {
-		(void)moe_cast(MOE_DT_F32, row, w->dt, moe_mat_row(w, j->e, (uint32_t)r), w->cols);
-		for (uint32_t t = 0; t < j->n; t++)
-			j->y[(size_t)t * w->rows + r] = dot_f32(row, a + (size_t)t * w->cols, w->cols);
+	for (int k = 0; k < 32; k++)
+		s += a[k] * b[k];
+	return s;
+}
+
+/* Q4_0 / Q8_0 rows against nt Q8_0 activation rows (a_row bytes apart):
+ * per block, the weight quants are unpacked once for all tokens. */
+HOT static void dot_q8act(const struct moe_infer *s, enum moe_dtype dt, const uint8_t *row,
+	const uint8_t *a, size_t a_row, uint32_t nt, uint32_t n, float *out)
+{
+	const float *tab = s->f16tab;
+	size_t wb = dt == MOE_DT_Q4_0 ? 18 : 34;
+	float acc[TB] = { 0 };
+	int8_t q[32];
+
+	for (uint32_t b = 0; b < n / 32; b++, row += wb) {
+		float dx = tab[row[0] | row[1] << 8];
+
+		if (dt == MOE_DT_Q4_0)
+			for (int k = 0; k < 16; k++) {
+				q[k] = (int8_t)((row[2 + k] & 0x0f) - 8);
+				q[k + 16] = (int8_t)((row[2 + k] >> 4) - 8);
+			}
+		else
+			memcpy(q, row + 2, 32);
+		for (uint32_t t = 0; t < nt; t++) {
+			const uint8_t *y = a + t * a_row + (size_t)b * 34;
+			float dy = tab[y[0] | y[1] << 8];
+			int is = isum32(q, (const int8_t *)(y + 2));
+
+			/* the float steps of moe_vec_dot's kernels, in their order */
+			if (dt == MOE_DT_Q4_0)
+				acc[t] += (float)is * dx * dy;
+			else
+				acc[t] += (float)is * (dx * dy);
+		}
 	}
+	for (uint32_t t = 0; t < nt; t++)
+		out[t] = acc[t];
 }
 
 static void run_quant(void *ctx, int ith, int nth)
 {
 	struct job *j = ctx;
 	const struct moe_mat *w = j->w;
+	int fast = w->dt == MOE_DT_Q4_0 || w->dt == MOE_DT_Q8_0;
+	float out[TB];
 	long lo, hi;
 
 	moe_pool_split(w->rows, ith, nth, &lo, &hi);
 	for (long r = lo; r < hi; r++) {
 		const void *row = moe_mat_row(w, j->e, (uint32_t)r);
 
-		for (uint32_t t = 0; t < j->n; t++)
-			(void)moe_vec_dot(w->dt, w->cols, row, j->a + (size_t)t * j->a_row,
-				&j->y[(size_t)t * w->rows + r]);
+		for (uint32_t t = 0; t < j->n; t += TB) {
+			uint32_t nt = j->n - t < TB ? j->n - t : TB;
+			const uint8_t *a = j->a + (size_t)t * j->a_row;
+
+			if (fast)
+				dot_q8act(j->s, w->dt, row, a, j->a_row, nt, w->cols, out);
+			else
+				for (uint32_t k = 0; k < nt; k++)
+					(void)moe_vec_dot(w->dt, w->cols, row, a + k * j->a_row, &out[k]);
+			for (uint32_t k = 0; k < nt; k++)
+				j->y[(size_t)(t + k) * w->rows + r] = out[k];
+		}
 	}
 }
 
@@ -93,19 +222,19 @@ void moe_matmul(struct moe_infer *s, const struct moe_mat *w, uint32_t e,
 	struct job j = { s, w, e, n, x, NULL, 0, y };
 
 	if (w->dt == MOE_DT_F32) {
-		moe_pool_run(s->pool, run_f32, &j);
+		moe_pool_run(s->pool, run_float, &j);
 		return;
 	}
 	if (w->dt == MOE_DT_F16 || w->dt == MOE_DT_BF16) {
+		/* llama.cpp rounds the activations to the weight type first */
 		float *a = (float *)s->act;
-		uint16_t hbits;
+		size_t nv = (size_t)n * w->cols;
 
-		for (size_t i = 0; i < (size_t)n * w->cols; i++) {
-			(void)moe_cast(w->dt, &hbits, MOE_DT_F32, &x[i], 1);
-			(void)moe_cast(MOE_DT_F32, &a[i], w->dt, &hbits, 1);
-		}
-		j.a = s->act;
-		moe_pool_run(s->pool, run_half, &j);
+		for (size_t i = 0; i < nv; i++)
+			a[i] = w->dt == MOE_DT_BF16 ? moe_bf16_to_f32(moe_f32_to_bf16(x[i]))
+				: s->f16tab[moe_f32_to_f16(x[i])];
+		j.x = a;
+		moe_pool_run(s->pool, run_float, &j);
 		return;
 	}
 	{
