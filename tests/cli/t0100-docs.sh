@@ -45,7 +45,7 @@ for t in moe-inspect moe-convert moe-quantize moe-run moe-route-stats; do
 		for o in \$(grep -o -- '--[a-z][a-z0-9-]*' '$SRC/completions/bash/$t' | sed 's/^--//' | sort -u); do
 			grep -qx -- \"\$o\" known || { echo \"bash completes unknown --\$o\"; exit 1; }
 		done &&
-		for o in \$(sed -n 's/.* -l \([a-z0-9-]*\).*/\1/p' '$SRC/completions/fish/$t.fish' | sort -u); do
+		for o in \$(sed -n 's/^complete .* -l \([a-z0-9-]*\).*/\1/p' '$SRC/completions/fish/$t.fish' | sort -u); do
 			grep -qx -- \"\$o\" known || { echo \"fish completes unknown --\$o\"; exit 1; }
 		done
 	"
