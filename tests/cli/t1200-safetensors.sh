@@ -179,6 +179,12 @@ test_expect_success 'bad: the same refusal through a pipe' '
 	grep -q "^moe-inspect: <stdin>: tensor .b. overlaps tensor .a." "$TMPD/.ferr"
 '
 
+test_expect_success 'bad: a pipe that ends inside the header' '
+	printf "\000\000\000\001\000\000\000\000{\"a\":" | test_fails 1 moe-inspect - &&
+	echo "moe-inspect: <stdin>: truncated header (16777216 bytes announced)" >expect &&
+	test_cmp expect "$TMPD/.ferr"
+'
+
 test_expect_success 'index: missing shard' '
 	index $GOOD extra=model-00009-of-00009.safetensors &&
 	test_fails 1 moe-inspect sharded &&
