@@ -50,6 +50,9 @@ struct moe_pretok {
 enum { F_IN = 1, F_NUM = 2, F_LET = 4, F_PUN = 8, F_WS = 16 };
 
 #define OUT_OF_RANGE 0xFFFFFFFFu
+/* Longest text split at once: its UTF-8 re-encoding (at most 4 bytes per
+ * input byte) must index with 32 bits. */
+#define MAX_SPLIT ((size_t)1 << 29)
 
 static const char RE_GPT2[] =
 	"'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
@@ -285,6 +288,21 @@ static int is_ws(uint32_t c)
 		c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
 }
 
+/* F_NUM, F_LET or F_PUN from which group of p->cat matched u[0..n). */
+static uint8_t category(const pcre2_code *cat, pcre2_match_data *md, const char *u, size_t n)
+{
+	int rc = pcre2_match(cat, (PCRE2_SPTR)u, n, 0, PCRE2_NO_UTF_CHECK, md, NULL);
+	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+
+	if (rc <= 1)
+		return 0;
+	if (ov[2] != PCRE2_UNSET)
+		return F_NUM;
+	if (rc > 2 && ov[4] != PCRE2_UNSET)
+		return F_LET;
+	return rc > 3 && ov[6] != PCRE2_UNSET ? F_PUN : 0;
+}
+
 static uint8_t classify(const struct moe_pretok *p, pcre2_match_data *md, uint32_t c)
 {
 	uint8_t f = F_IN | (is_ws(c) ? F_WS : 0);
@@ -296,18 +314,7 @@ static uint8_t classify(const struct moe_pretok *p, pcre2_match_data *md, uint32
 	if ((c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
 		return f;
 	n = utf8_encode(c, u);
-	if (pcre2_match(p->cat, (PCRE2_SPTR)u, n, 0, PCRE2_NO_UTF_CHECK, md, NULL) > 0) {
-		PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-		uint32_t cnt = pcre2_get_ovector_count(md);
-
-		if (cnt > 1 && ov[2] != PCRE2_UNSET)
-			f |= F_NUM;
-		else if (cnt > 2 && ov[4] != PCRE2_UNSET)
-			f |= F_LET;
-		else if (cnt > 3 && ov[6] != PCRE2_UNSET)
-			f |= F_PUN;
-	}
-	return f;
+	return f | category(p->cat, md, u, n);
 }
 
 /* ---- compiling rules ---- */
@@ -457,14 +464,8 @@ int moe_pretok_new(struct moe_pretok **out, const char *const *regex, size_t n,
 		goto fail;
 	for (uint32_t c = 0; c < 128; c++) {
 		char u = (char)c;
-		uint8_t f = F_IN | (is_ws(c) ? F_WS : 0);
 
-		if (pcre2_match(p->cat, (PCRE2_SPTR)&u, 1, 0, 0, md, NULL) > 0) {
-			PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-
-			f |= ov[2] != PCRE2_UNSET ? F_NUM : ov[4] != PCRE2_UNSET ? F_LET : F_PUN;
-		}
-		p->ascii[c] = f;
+		p->ascii[c] = F_IN | (is_ws(c) ? F_WS : 0) | category(p->cat, md, &u, 1);
 	}
 	pcre2_match_data_free(md);
 	*out = p;
@@ -660,8 +661,8 @@ static void split_llama3(struct pass *s)
 struct subject {
 	char *collapsed;   /* one byte per code point */
 	char *wide;        /* UTF-8 of the code points, non-ASCII whitespace as VT */
-	size_t *wpos;      /* byte offset of code point i in wide; [n] = length */
-	size_t *wcpt;      /* code point index of byte offset j (at boundaries) */
+	uint32_t *wpos;    /* byte offset of code point i in wide; [n] = length */
+	uint32_t *wcpt;    /* code point index of byte offset j (at boundaries) */
 };
 
 static int split_regex(struct pass *s, const struct rule *r, const struct subject *sub,
@@ -734,14 +735,14 @@ static int subject_build(struct subject *sub, const uint32_t *cpt, const uint8_t
 			c = 0x0b;
 		else if ((c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
 			c = 0xfffd;
-		sub->wpos[i] = w;
+		sub->wpos[i] = (uint32_t)w;
 		k = utf8_encode(c, sub->wide + w);
 		for (size_t j = 0; j < k; j++)
-			sub->wcpt[w + j] = i;
+			sub->wcpt[w + j] = (uint32_t)i;
 		w += k;
 	}
-	sub->wpos[n] = w;
-	sub->wcpt[w] = n;
+	sub->wpos[n] = (uint32_t)w;
+	sub->wcpt[w] = (uint32_t)n;
 	return 0;
 }
 
@@ -796,6 +797,10 @@ int moe_pretok_split(const struct moe_pretok *p, const char *text, size_t len,
 	int rc = MOE_ENOMEM, need_sub = 0;
 
 	memset(w, 0, sizeof *w);
+	if (len > MAX_SPLIT) {
+		rc = MOE_ERANGE;
+		goto out;
+	}
 	if (cpt == NULL || fl == NULL || a == NULL || b == NULL || md == NULL)
 		goto out;
 	for (size_t i = 0, k; i < len; i += k)

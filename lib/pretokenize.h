@@ -42,6 +42,7 @@ int moe_pretok_new(struct moe_pretok **out, const char *const *regex, size_t n,
 	int byte_level, char *err, size_t errlen);
 void moe_pretok_free(struct moe_pretok *p);
 
+/* MOE_ERANGE for texts over 512 MiB. */
 int moe_pretok_split(const struct moe_pretok *p, const char *text, size_t len,
 	struct moe_pretok_words *w);
 void moe_pretok_words_release(struct moe_pretok_words *w);

@@ -687,10 +687,12 @@ static int hf_vocab(struct moe_tokenizer *t, json_t *vocab, json_t *added)
 		    (uint64_t)json_integer_value(v) >= n)
 			n = (uint64_t)json_integer_value(v) + 1;
 	json_array_foreach(added, i, v) {
-		json_int_t id = json_integer_value(json_object_get(v, "id"));
+		json_t *id = json_object_get(v, "id");
 
-		if (id >= 0 && (uint64_t)id >= n)
-			n = (uint64_t)id + 1;
+		if (!json_is_integer(id) || json_integer_value(id) < 0 || !jstr(v, "content"))
+			return fail(t, MOE_EFORMAT, "tokenizer.json: %s", "bad added token");
+		if ((uint64_t)json_integer_value(id) >= n)
+			n = (uint64_t)json_integer_value(id) + 1;
 	}
 	if ((rc = alloc_tokens(t, n)) != 0)
 		return rc;
@@ -709,8 +711,6 @@ static int hf_vocab(struct moe_tokenizer *t, json_t *vocab, json_t *added)
 		json_int_t id = json_integer_value(json_object_get(v, "id"));
 		const char *c = jstr(v, "content");
 
-		if (c == NULL || id < 0)
-			return fail(t, MOE_EFORMAT, "tokenizer.json: %s", "bad added token");
 		if ((rc = set_token(t, (size_t)id, c, strlen(c))) != 0)
 			return rc;
 		t->tok[id].attr = jtrue(v, "special") ? A_CONTROL : A_USER;

@@ -7,6 +7,7 @@
 #include "ckpt.h"
 #include "error.h"
 #include "meta.h"
+#include "pretokenize.h"
 #include "testutil.h"
 #include "tokenizer.h"
 
@@ -353,6 +354,77 @@ START_TEST(bad_vocabularies)
 }
 END_TEST
 
+/* ---- pre-tokenizers ---- */
+
+/* Words of text under regex, joined with '|'. */
+static char *words(const char *regex, const char *text)
+{
+	struct moe_pretok *p;
+	struct moe_pretok_words w;
+	char err[256], *out = malloc(4 * strlen(text) + 2), *o = out;
+
+	ck_assert_int_eq(moe_pretok_new(&p, &regex, 1, 0, err, sizeof err), 0);
+	ck_assert_int_eq(moe_pretok_split(p, text, strlen(text), &w), 0);
+	for (size_t i = 0; i < w.n; i++) {
+		size_t b = i ? w.end[i - 1] : 0;
+
+		if (i)
+			*o++ = '|';
+		memcpy(o, w.text + b, w.end[i] - b);
+		o += w.end[i] - b;
+	}
+	*o = '\0';
+	moe_pretok_words_release(&w);
+	moe_pretok_free(p);
+	return out;
+}
+
+static const char LLAMA3_RE[] =
+	"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char GPT2_RE[] =
+	"'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
+
+START_TEST(pretok_llama3)
+{
+	char *w = words(LLAMA3_RE, "Hello world's  123456\n\n x");
+
+	ck_assert_str_eq(w, "Hello| world|'s| | |123|456|\n\n| x");
+	free(w);
+	w = words(GPT2_RE, "Hello world's  123456\n\n x");
+	ck_assert_str_eq(w, "Hello| world|'s| | 123456|\n\n| x");
+	free(w);
+}
+END_TEST
+
+/* The hand-written GPT-2 and Llama 3 splitters against the same patterns
+ * run by the regex engine (wrapped so they are not recognised). */
+START_TEST(pretok_custom_vs_regex)
+{
+	static const char *const texts[] = {
+		"Hello world's  123456\n\n x", "  leading and trailing  ", "a\t\tb\r\n\r\nc",
+		"I'M YOU'LL we'Re", "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 \xe4\xb8\x96\xe7\x95\x8c!!",
+		"x\xc2\xa0\xc2\xa0y \xe2\x80\x83z", "\xf0\x9f\xa6\x99\xf0\x9f\xa6\x99 ok...\n", "3.14159 + 2e10 = ?",
+		"   \n   \n", "a\xff\xfe b",
+	};
+	char wrapped3[sizeof LLAMA3_RE + 8], wrapped2[sizeof GPT2_RE + 8];
+
+	snprintf(wrapped3, sizeof wrapped3, "(?:%s)", LLAMA3_RE);
+	snprintf(wrapped2, sizeof wrapped2, "(?:%s)", GPT2_RE);
+	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+		char *a = words(LLAMA3_RE, texts[i]), *b = words(wrapped3, texts[i]);
+
+		ck_assert_msg(strcmp(a, b) == 0, "llama3 '%s': '%s' vs '%s'", texts[i], a, b);
+		free(a);
+		free(b);
+		a = words(GPT2_RE, texts[i]);
+		b = words(wrapped2, texts[i]);
+		ck_assert_msg(strcmp(a, b) == 0, "gpt2 '%s': '%s' vs '%s'", texts[i], a, b);
+		free(a);
+		free(b);
+	}
+}
+END_TEST
+
 /* ---- tokenizer.json ---- */
 
 static struct moe_tokenizer *hf(const char *text, int want)
@@ -608,6 +680,8 @@ int main(void)
 	tcase_add_test(tc, bpe_pre_tokenizers);
 	tcase_add_test(tc, invalid_utf8);
 	tcase_add_test(tc, bad_vocabularies);
+	tcase_add_test(tc, pretok_llama3);
+	tcase_add_test(tc, pretok_custom_vs_regex);
 	tcase_add_test(tc, hf_byte_level);
 	tcase_add_test(tc, hf_metaspace);
 	tcase_add_test(tc, hf_unsupported);
