@@ -153,6 +153,7 @@ void moe_attention(struct moe_infer *s, uint32_t il, const float *h, uint32_t n,
 		project_gqa(s, L, h, n);
 	memcpy(s->kcache + ((size_t)il * s->n_ctx + s->pos) * s->k_row, s->k, (size_t)n * s->k_row * sizeof *s->k);
 	memcpy(s->vcache + ((size_t)il * s->n_ctx + s->pos) * s->v_row, s->v, (size_t)n * s->v_row * sizeof *s->v);
-	moe_pool_run(s->pool, run_attend, &j);
+	moe_pool_run_sized(s->pool, run_attend, &j,
+		(double)n * hp->n_head * (s->pos + n) * (hp->head_k + hp->head_v));
 	moe_matmul(s, &L->wo, 0, s->att, n, out);
 }

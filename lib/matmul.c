@@ -222,7 +222,7 @@ void moe_matmul(struct moe_infer *s, const struct moe_mat *w, uint32_t e,
 	struct job j = { s, w, e, n, x, NULL, 0, y };
 
 	if (w->dt == MOE_DT_F32) {
-		moe_pool_run(s->pool, run_float, &j);
+		moe_pool_run_sized(s->pool, run_float, &j, (double)n * w->rows * w->cols);
 		return;
 	}
 	if (w->dt == MOE_DT_F16 || w->dt == MOE_DT_BF16) {
@@ -234,7 +234,7 @@ void moe_matmul(struct moe_infer *s, const struct moe_mat *w, uint32_t e,
 			a[i] = w->dt == MOE_DT_BF16 ? moe_bf16_to_f32(moe_f32_to_bf16(x[i]))
 				: s->f16tab[moe_f32_to_f16(x[i])];
 		j.x = a;
-		moe_pool_run(s->pool, run_float, &j);
+		moe_pool_run_sized(s->pool, run_float, &j, (double)n * w->rows * w->cols);
 		return;
 	}
 	{
@@ -246,6 +246,6 @@ void moe_matmul(struct moe_infer *s, const struct moe_mat *w, uint32_t e,
 		for (uint32_t t = 0; t < n; t++)
 			(void)moe_quantize_row_act(at, x + (size_t)t * w->cols, s->act + t * j.a_row, w->cols);
 		j.a = s->act;
-		moe_pool_run(s->pool, run_quant, &j);
+		moe_pool_run_sized(s->pool, run_quant, &j, (double)n * w->rows * w->cols);
 	}
 }

@@ -16,6 +16,9 @@ typedef void (*moe_pool_fn)(void *ctx, int ith, int nth);
 int moe_pool_new(struct moe_pool **out, int n_threads);
 void moe_pool_free(struct moe_pool *p);
 void moe_pool_run(struct moe_pool *p, moe_pool_fn fn, void *ctx);
+/* Same, or fn(ctx, 0, 1) on the caller alone when work (any unit, e.g.
+ * multiply-adds) is below what is worth waking the workers for. */
+void moe_pool_run_sized(struct moe_pool *p, moe_pool_fn fn, void *ctx, double work);
 int moe_pool_size(const struct moe_pool *p);
 
 /* The slice [*lo, *hi) of n items that worker ith of nth takes. */
