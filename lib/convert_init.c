@@ -136,6 +136,76 @@ static int add_gen(struct moe_conversion *c, const char *name, const uint64_t *s
 	return moe_dtype_nbytes(MOE_DT_F32, moe_tensor_numel(t), &t->nbytes) ? MOE_ERANGE : 0;
 }
 
+static int set_array(struct moe_meta *m, const char *key, enum moe_vtype et,
+	void *data, uint64_t n)
+{
+	struct moe_value v = { .type = MOE_V_ARR };
+
+	v.v.arr.type = et;
+	v.v.arr.n = n;
+	v.v.arr.data = data;
+	if (moe_meta_set(m, key, &v) != 0) {
+		moe_value_release(&v);
+		return MOE_ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * A SentencePiece-style vocabulary that spells everything in bytes:
+ * <unk>, <s>, </s>, the 256 byte tokens, then unused fillers up to the
+ * model's vocabulary. Enough for llama.cpp and moe-run to take text.
+ */
+static int byte_vocab(struct moe_conversion *c, uint64_t vocab)
+{
+	struct moe_str *tok = calloc(vocab, sizeof *tok);
+	float *score = calloc(vocab, sizeof *score);
+	int32_t *type = calloc(vocab, sizeof *type);
+	int rc = 0;
+
+	if (tok == NULL || score == NULL || type == NULL)
+		rc = MOE_ENOMEM;
+	for (uint64_t i = 0; rc == 0 && i < vocab; i++) {
+		char buf[32];
+		if (i < 3)
+			snprintf(buf, sizeof buf, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+		else if (i < 259)
+			snprintf(buf, sizeof buf, "<0x%02X>", (unsigned)(i - 3));
+		else
+			snprintf(buf, sizeof buf, "[PAD%llu]", (unsigned long long)i);
+		type[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 5;
+		if ((tok[i].s = strdup(buf)) == NULL)
+			rc = MOE_ENOMEM;
+		else
+			tok[i].len = strlen(buf);
+	}
+	if (rc == 0) {
+		rc = set_array(c->kv, "tokenizer.ggml.tokens", MOE_V_STR, tok, vocab);
+		tok = NULL;
+	}
+	if (rc == 0) {
+		rc = set_array(c->kv, "tokenizer.ggml.scores", MOE_V_F32, score, vocab);
+		score = NULL;
+	}
+	if (rc == 0) {
+		rc = set_array(c->kv, "tokenizer.ggml.token_type", MOE_V_I32, type, vocab);
+		type = NULL;
+	}
+	if (rc == 0 && (moe_meta_set_str(c->kv, "tokenizer.ggml.model", "llama") ||
+	    moe_meta_set_u32(c->kv, "tokenizer.ggml.bos_token_id", 1) ||
+	    moe_meta_set_u32(c->kv, "tokenizer.ggml.eos_token_id", 2) ||
+	    moe_meta_set_u32(c->kv, "tokenizer.ggml.unknown_token_id", 0) ||
+	    moe_meta_set_bool(c->kv, "tokenizer.ggml.add_bos_token", 1) ||
+	    moe_meta_set_bool(c->kv, "tokenizer.ggml.add_eos_token", 0)))
+		rc = MOE_ENOMEM;
+	for (uint64_t i = 0; tok && i < vocab; i++)
+		free(tok[i].s);
+	free(tok);
+	free(score);
+	free(type);
+	return rc ? moe_error_set(&c->err, rc, "out of memory") : 0;
+}
+
 /* Top-level tensors before the blocks (embedding), then every block, then
  * the ones after (final norm, head): llama.cpp's order. */
 int moe_conv_init_layout(struct moe_conversion *c, json_t *config)
@@ -167,7 +237,7 @@ int moe_conv_init_layout(struct moe_conversion *c, json_t *config)
 				if ((rc = add_gen(c, name, s, nd, &cap)) != 0)
 					return rc;
 			}
-	return 0;
+	return h.vocab >= 259 && h.vocab <= (1u << 20) ? byte_vocab(c, h.vocab) : 0;
 }
 
 /* splitmix64: a small, well-mixed generator; one stream per row. */
