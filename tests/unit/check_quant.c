@@ -419,6 +419,34 @@ START_TEST(vec_dot_matches_dequantized_dot)
 }
 END_TEST
 
+/* Q8_1 activations carry s = fp16(d * sum of quants) for the Q4_1/Q5_1
+ * min term; Q8_K keeps d as f32 and 16-value sums of its quants. */
+START_TEST(activation_formats_by_hand)
+{
+	float x[256], y[256];
+	uint8_t q[292];
+	float d;
+
+	for (int j = 0; j < 256; j++)
+		x[j] = j < 32 ? 2.0f : (float)(j % 16) - 8.0f;
+	ck_assert_int_eq(moe_quantize_row_act(MOE_DT_Q8_1, x, q, 32), 0);
+	d = 2.0f / 127;
+	ck_assert_uint_eq(q[0] | q[1] << 8, moe_f32_to_f16(d));
+	ck_assert_uint_eq(q[2] | q[3] << 8, moe_f32_to_f16(d * 127 * 32));
+	ck_assert_int_eq((int8_t)q[4], 127);
+	ck_assert_int_eq(moe_quantize_row_act(MOE_DT_Q8_K, x + 0, q, 256), 0);
+	memcpy(&d, q, 4);
+	ck_assert(d == 1 / (-127.f / -8.0f));  /* first largest magnitude: -8 */
+	ck_assert_int_eq((int8_t)q[4 + 32], -127);  /* x[32] = -8 */
+	/* bsums[2] covers x[32..47] = -8..7: quants sum to round(-8 * 127/8) */
+	ck_assert_int_eq((int16_t)(q[264] | q[265] << 8), -127);
+	ck_assert_int_eq(moe_dequantize_row(MOE_DT_Q8_K, q, y, 256), 0);
+	for (int j = 32; j < 256; j++)
+		ck_assert(fabsf(y[j] - x[j]) <= 0.5f * d);
+	ck_assert_int_eq(moe_quantize_row_act(MOE_DT_Q4_0, x, q, 32), MOE_EUNSUP);
+}
+END_TEST
+
 /* Q8_0 x Q8_0 by hand: weights 1..32 with d = 1 (amax 127 in the last
  * block element), activations all 2 -> d = 2/127, quants 127. */
 START_TEST(vec_dot_q8_0_by_hand)
@@ -615,6 +643,7 @@ static Suite *quant_suite(void)
 	tcase_add_test(tc, q8_0_q4_0_elementwise_bounds);
 	tcase_add_test(tc, vec_dot_matches_dequantized_dot);
 	tcase_add_test(tc, vec_dot_q8_0_by_hand);
+	tcase_add_test(tc, activation_formats_by_hand);
 	tcase_add_loop_test(tc, reference_vectors_match_exactly, 0, NREF);
 	tcase_add_loop_test(tc, reference_models_match_exactly, 0,
 		sizeof MODELS / sizeof MODELS[0]);
