@@ -25,9 +25,10 @@ static float act_block(const float *x, int8_t *q)
 	d = amax / 127.f;
 	id = amax != 0.0f ? 127.f / amax : 0.0f;
 	/* rintf rounds half to even in the default rounding mode, like
-	 * _mm256_round_ps(_MM_ROUND_NEAREST); |x * id| <= 127 needs no clamp */
+	 * _mm256_round_ps(_MM_ROUND_NEAREST); the clamp is the saturating
+	 * int32 -> int8 packing, which only matters for NaN (INT32_MIN) */
 	for (int j = 0; j < 32; j++)
-		q[j] = (int8_t)q_trunc_i32(rintf(x[j] * id));
+		q[j] = (int8_t)q_clamp(q_trunc_i32(rintf(x[j] * id)), -128, 127);
 	return d;
 }
 
