@@ -105,13 +105,20 @@ static int load_shard(struct moe_ckpt *ck, const char *dir, struct shard *s)
 	return rc != 0 ? shard_err(ck, s->name, rc) : 0;
 }
 
-/* Shard (by name) holding file index f, or NULL. */
+/* Shard holding file index f, or NULL; shards were loaded in order, so
+ * their file ranges ascend. */
 static const struct shard *shard_of(const struct shard *s, size_t n, size_t f)
 {
-	for (size_t i = 0; i < n; i++)
-		if (f >= s[i].f0 && f < s[i].f1)
-			return &s[i];
-	return NULL;
+	size_t lo = 0, hi = n;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s[mid].f0 <= f)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return n > 0 && f >= s[lo].f0 && f < s[lo].f1 ? &s[lo] : NULL;
 }
 
 /* Every listed tensor is in its shard, every shard tensor is listed. */
