@@ -28,9 +28,9 @@ test_expect_success "moe-inspect with no operand reads stdin" "
 "
 
 for t in moe-convert moe-quantize; do
-	test_expect_success "$t says it is not implemented and exits 1" "
-		test_fails 1 $t &&
-		grep -q 'not implemented yet' \"\$TMPD/.ferr\"
+	test_expect_success "$t without an output is a usage error" "
+		printf x | test_fails 2 $t - &&
+		grep -q 'no output' \"\$TMPD/.ferr\"
 	"
 done
 
