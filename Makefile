@@ -74,7 +74,8 @@ fuzz:
 	  clang $(ALL_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -o build-fuzz/bin/$$n $$f build-fuzz/libmoe.a $(LIBS); \
 	  mkdir -p build-fuzz/corpus/$$n; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
-	  build-fuzz/bin/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build-fuzz/corpus/$$n tests/fuzz/corpus/$$n; done
+	  seeds=tests/fuzz/corpus/$$n; [ -d $$seeds ] || seeds=; \
+	  build-fuzz/bin/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build-fuzz/corpus/$$n $$seeds; done
 
 bench: all
 	@BIN=$(CURDIR)/$(B)/bin SRC=$(CURDIR) sh bench/run.sh
