@@ -511,6 +511,11 @@ static int pass(struct moe_ckpt *ck, struct arc *s, struct pending_index **pi, s
 		if (path == NULL || archive_entry_filetype(e) != AE_IFREG)
 			continue;
 		b = base_name(path);
+		if (strcmp(b, "data.pkl") == 0 && strchr(path, '/') == b - 1 &&
+		    (archive_format(s->a) & ARCHIVE_FORMAT_BASE_MASK) == ARCHIVE_FORMAT_ZIP)
+			return moe_error_set(&ck->err, MOE_EUNSUP,
+				"PyTorch zip whose first member is not '%s' (re-zipped?) "
+				"is not supported", path);
 		if (strcmp(b, "config.json") == 0)
 			rc = side_json(ck, s, e, &ck->config);
 		else if (strcmp(b, "generation_config.json") == 0)

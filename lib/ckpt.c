@@ -393,7 +393,7 @@ static int load_json_input(struct moe_ckpt *ck, struct moe_input *in, const char
 /* Name of the first local header (at 30, length at 26) ends in "data.pkl". */
 static int zip_first_is_pickle(const unsigned char *p, size_t n)
 {
-	size_t len = (size_t)p[26] | (size_t)p[27] << 8;
+	size_t len = n >= 30 ? ((size_t)p[26] | (size_t)p[27] << 8) : 0;
 
 	return len >= 8 && 30 + len <= n && memcmp(p + 30 + len - 8, "data.pkl", 8) == 0;
 }
@@ -413,7 +413,7 @@ int moe_ckpt_load_input(struct moe_ckpt *ck, struct moe_input *in, const char *n
 	switch ((kind = moe_sniff_bytes(p, got))) {
 	case MOE_SNIFF_ZIP:
 		/* torch.save writes <dir>/data.pkl first; other zips are archives */
-		if (got >= 30 && zip_first_is_pickle(p, got))
+		if (zip_first_is_pickle(p, got))
 			break;
 		rc = moe_archive_load(ck, in);
 		moe_input_free(in);
@@ -595,7 +595,9 @@ static int open_dir(struct moe_ckpt *ck, const char *dir)
 		}
 		s = moe_input_peek(in, 512, &p, &got) == 0 ? moe_sniff_bytes(p, got)
 			: MOE_SNIFF_UNKNOWN;
-		if (s == MOE_SNIFF_GGUF || s == MOE_SNIFF_SAFETENSORS || s == MOE_SNIFF_ZIP)
+		/* a PyTorch zip is a checkpoint, any other zip beside one is not */
+		if (s == MOE_SNIFF_GGUF || s == MOE_SNIFF_SAFETENSORS ||
+		    (s == MOE_SNIFF_ZIP && zip_first_is_pickle(p, got)))
 			rc = moe_ckpt_load_input(ck, in, path);
 		else
 			moe_input_free(in);

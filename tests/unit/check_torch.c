@@ -428,9 +428,19 @@ START_TEST(zip_without_pickle)
 	struct tz_buf z = { 0 };
 	char msg[600];
 
+	struct tz_member rezipped[2] = { { "archive/version", "3\n", 2 },
+		{ "archive/data.pkl", "\x80\x02}.", 4 } };
+
 	tz_zip(&z, mem, 1, 0);
 	ck_assert_int_ne(load_variant(&z, msg, sizeof msg, M_MEMORY), 0);
 	ck_assert(strstr(msg, "data.pkl") == NULL);
+	/* a torch zip in another member order says so instead of "no checkpoint" */
+	z.n = 0;
+	tz_zip(&z, rezipped, 2, 0);
+	for (int m = 0; m < M_COUNT; m++) {
+		ck_assert_int_eq(load_variant(&z, msg, sizeof msg, (enum mode)m), MOE_EUNSUP);
+		ck_assert(strstr(msg, "first member is not 'archive/data.pkl'") != NULL);
+	}
 	free(z.p);
 }
 END_TEST
