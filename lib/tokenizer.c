@@ -21,6 +21,9 @@
  *  - BPE: each pre-tokenizer word (byte-level encoded) is merged by merge
  *    rank (lowest first, leftmost on ties); a final piece that is not a
  *    token falls back to single-byte tokens where those exist.
+ * Unigram (tokenizer.json only) follows Hugging Face tokenizers: the
+ * segmentation with the highest total score (Viterbi), an unknown
+ * character scoring the lowest piece score minus 10.
  */
 
 #define MAX_TOKENS (1u << 24)
@@ -35,7 +38,7 @@ enum {
 	A_EOG = 1 << 12  /* ours: ends generation */
 };
 
-enum kind { K_SPM, K_BPE };
+enum kind { K_SPM, K_BPE, K_UGM };
 
 struct entry {
 	char *text;
@@ -59,6 +62,8 @@ struct moe_tokenizer {
 	int ignore_merges;
 	int add_bos, add_eos;
 	int32_t bos, eos, unk, pad;
+	float unk_score;     /* Unigram: an unknown character's score */
+	size_t max_len;      /* longest token text, bytes */
 
 	struct entry *tok;
 	size_t n_tok;
@@ -354,6 +359,9 @@ static int finish(struct moe_tokenizer *t, const char *name, const char *pre)
 	if ((t->tmap = calloc(t->tmap_cap, sizeof *t->tmap)) == NULL)
 		return MOE_ENOMEM;
 	index_tokens(t);
+	for (size_t i = 0; i < t->n_tok; i++)
+		if (t->tok[i].len > t->max_len)
+			t->max_len = t->tok[i].len;
 	if (t->n_merges > 0 && index_merges(t) != 0)
 		return MOE_ENOMEM;
 	for (int b = 0; b < 256; b++) {
@@ -674,6 +682,16 @@ static int hf_norm(struct moe_tokenizer *t, json_t *n, int *escape, int *prefix)
 		type ? type : "?");
 }
 
+static void mark_byte(struct moe_tokenizer *t, size_t id)
+{
+	const char *k = t->tok[id].text;
+
+	if (t->byte_fallback && t->tok[id].len == 6 && strncmp(k, "<0x", 3) == 0 && k[5] == '>')
+		t->tok[id].attr = A_BYTE;
+}
+
+/* model.vocab: {"piece": id} (BPE) or [["piece", score]] (Unigram), then
+ * added_tokens on top. */
 static int hf_vocab(struct moe_tokenizer *t, json_t *vocab, json_t *added)
 {
 	uint64_t n = 0;
@@ -682,6 +700,8 @@ static int hf_vocab(struct moe_tokenizer *t, json_t *vocab, json_t *added)
 	size_t i;
 	int rc;
 
+	if (json_is_array(vocab))
+		n = json_array_size(vocab);
 	json_object_foreach(vocab, key, v)
 		if (json_is_integer(v) && json_integer_value(v) >= 0 &&
 		    (uint64_t)json_integer_value(v) >= n)
@@ -703,9 +723,18 @@ static int hf_vocab(struct moe_tokenizer *t, json_t *vocab, json_t *added)
 			return fail(t, MOE_EFORMAT, "tokenizer.json: bad id for '%s'", key);
 		if ((rc = set_token(t, (size_t)id, key, strlen(key))) != 0)
 			return rc;
-		if (t->byte_fallback && strlen(key) == 6 && strncmp(key, "<0x", 3) == 0 &&
-		    key[5] == '>')
-			t->tok[id].attr = A_BYTE;
+		mark_byte(t, (size_t)id);
+	}
+	json_array_foreach(vocab, i, v) {
+		json_t *piece = json_array_get(v, 0), *score = json_array_get(v, 1);
+
+		if (!json_is_string(piece) || !json_is_number(score))
+			return fail(t, MOE_EFORMAT, "tokenizer.json: %s", "bad Unigram piece");
+		rc = set_token(t, i, json_string_value(piece), json_string_length(piece));
+		if (rc != 0)
+			return rc;
+		t->tok[i].score = (float)json_number_value(score);
+		mark_byte(t, i);
 	}
 	json_array_foreach(added, i, v) {
 		json_int_t id = json_integer_value(json_object_get(v, "id"));
@@ -798,29 +827,43 @@ static int load_hf(struct moe_tokenizer *t, json_t *j)
 	if (type == NULL && json_is_object(json_object_get(model, "vocab")) &&
 	    json_object_get(model, "merges") != NULL)
 		type = "BPE";
-	if (type == NULL || strcmp(type, "BPE") != 0)
+	if (type == NULL || (strcmp(type, "BPE") != 0 && strcmp(type, "Unigram") != 0))
 		return fail(t, MOE_EUNSUP, "tokenizer.json: model type '%s' is not supported",
 			type ? type : "?");
-	if (!json_is_object(json_object_get(model, "vocab")))
-		return fail(t, MOE_EFORMAT, "tokenizer.json: %s", "model.vocab is not an object");
+	t->kind = strcmp(type, "BPE") == 0 ? K_BPE : K_UGM;
+	if (t->kind == K_BPE ? !json_is_object(json_object_get(model, "vocab")) :
+	    !json_is_array(json_object_get(model, "vocab")))
+		return fail(t, MOE_EFORMAT, "tokenizer.json: %s", "model.vocab has the wrong type");
 	if ((rc = hf_pre_add(t, &pre, json_object_get(j, "pre_tokenizer"))) != 0 ||
 	    (rc = hf_norm(t, json_object_get(j, "normalizer"), &escape, &prefix)) != 0)
 		return rc;
-	t->kind = K_BPE;
 	t->byte_fallback = jtrue(model, "byte_fallback");
 	t->ignore_merges = jtrue(model, "ignore_merges");
-	if (pre.byte_level) {
+	if (pre.byte_level && t->kind == K_BPE) {
 		t->byte_level = 1;
 	} else if (pre.metaspace || escape) {
 		t->escape_ws = 1;
 		t->add_space_prefix = pre.metaspace ? pre.metaspace_prefix : prefix;
 	} else {
-		return fail(t, MOE_EUNSUP, "tokenizer.json: %s",
-			"BPE without ByteLevel or Metaspace is not supported");
+		return fail(t, MOE_EUNSUP, "tokenizer.json: %s is not supported",
+			t->kind == K_BPE ? "BPE without ByteLevel or Metaspace" :
+			"Unigram without Metaspace");
 	}
 	if ((rc = hf_vocab(t, json_object_get(model, "vocab"), json_object_get(j, "added_tokens"))) != 0 ||
-	    (rc = hf_merges(t, json_object_get(model, "merges"))) != 0)
+	    (t->kind == K_BPE && (rc = hf_merges(t, json_object_get(model, "merges"))) != 0))
 		return rc;
+	if (t->kind == K_UGM) {
+		json_t *uid = json_object_get(model, "unk_id");
+
+		t->unk_score = 0;
+		for (size_t i = 0; i < t->n_tok; i++)
+			if (i == 0 || t->tok[i].score < t->unk_score)
+				t->unk_score = t->tok[i].score;
+		t->unk_score -= 10;
+		if (json_is_integer(uid) && json_integer_value(uid) >= 0 &&
+		    (uint64_t)json_integer_value(uid) < t->n_tok)
+			unk = t->tok[json_integer_value(uid)].text;
+	}
 	if (t->byte_level) {
 		rc = moe_pretok_new(&t->pre, pre.regex, pre.n, 1, err, sizeof err);
 		if (rc != 0)
@@ -1109,6 +1152,81 @@ static int encode_word(const struct moe_tokenizer *t, struct work *w, const char
 	return 0;
 }
 
+/* Best path ending at a byte offset. */
+struct vnode {
+	double score;
+	size_t start;
+	int32_t id;     /* -1: an unknown character */
+	int reached;
+};
+
+static size_t char_len(const char *s, size_t n)
+{
+	static const unsigned char len8[16] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4 };
+	size_t k = len8[(unsigned char)s[0] >> 4];
+
+	return k < n ? k : n;
+}
+
+static void vrelax(struct vnode *v, size_t from, size_t to, double score, int32_t id)
+{
+	double c = v[from].score + score;
+
+	if (!v[to].reached || c > v[to].score)
+		v[to] = (struct vnode){ c, from, id, 1 };
+}
+
+/* Unigram: highest-scoring segmentation of s[0..n) (shorter pieces win
+ * ties, as they are tried first), unknown runs fused into one unk or, with
+ * byte fallback, written as byte tokens. */
+static int viterbi(const struct moe_tokenizer *t, const char *s, size_t n, struct ids *o)
+{
+	struct vnode *v = calloc(n + 1, sizeof *v);
+	size_t *path, np = 0;
+
+	if (v == NULL)
+		return MOE_ENOMEM;
+	v[0].reached = 1;
+	for (size_t pos = 0; pos < n; pos += char_len(s + pos, n - pos)) {
+		size_t cl = char_len(s + pos, n - pos);
+		int single = 0;
+
+		for (size_t len = 1; len <= t->max_len && pos + len <= n; len++) {
+			int32_t id = find_token(t, s + pos, len);
+
+			if (id < 0 || id == t->unk || (t->tok[id].attr & A_UNUSED))
+				continue;
+			vrelax(v, pos, pos + len, t->tok[id].score, id);
+			single |= len == cl;
+		}
+		if (!single)
+			vrelax(v, pos, pos + cl, t->unk_score, -1);
+	}
+	/* walk back from the end, then emit in text order */
+	path = malloc((n + 1) * sizeof *path);
+	if (path == NULL) {
+		free(v);
+		return MOE_ENOMEM;
+	}
+	for (size_t at = n; at > 0; at = v[at].start)
+		path[np++] = at;
+	for (size_t i = np; i-- > 0;) {
+		size_t end = path[i], start = v[end].start;
+
+		if (v[end].id >= 0) {
+			put(o, v[end].id);
+		} else if (t->byte_fallback) {
+			for (size_t b = start; b < end; b++)
+				put_byte(t, o, (unsigned char)s[b]);
+		} else if (t->unk >= 0 && !(i + 1 < np && v[path[i + 1]].id < 0)) {
+			put(o, t->unk);  /* consecutive unknowns fuse */
+		}
+	}
+	free(path);
+	free(v);
+	return 0;
+}
+
 /* SentencePiece-style piece: optional leading space, spaces as U+2581. */
 static int encode_escaped(const struct moe_tokenizer *t, struct work *w, const char *s,
 	size_t n, int prefix, struct ids *o)
@@ -1129,6 +1247,12 @@ static int encode_escaped(const struct moe_tokenizer *t, struct work *w, const c
 		} else {
 			buf[k++] = s[i];
 		}
+	}
+	if (t->kind == K_UGM) {
+		int rc = viterbi(t, buf, k, o);
+
+		free(buf);
+		return rc;
 	}
 	if (work_reserve(w, k) != 0) {
 		free(buf);

@@ -1,4 +1,4 @@
-/* Text <-> token ids, as llama.cpp tokenizes: SentencePiece and byte-level BPE vocabularies from GGUF or tokenizer.json. */
+/* Text <-> token ids as llama.cpp computes them: SentencePiece, byte-level BPE and Unigram vocabularies from GGUF or tokenizer.json. */
 #ifndef MOE_TOKENIZER_H
 #define MOE_TOKENIZER_H
 
@@ -25,8 +25,13 @@
  *  - tokenizer.json with model.type "BPE": byte-level (pre_tokenizer
  *    ByteLevel, optionally after Split/Digits rules) or SentencePiece-like
  *    (Metaspace pre-tokenizer or Replace " " -> "▁" normalizer, byte
- *    fallback), added_tokens as special tokens. Unigram, WordPiece and
- *    other normalizers are refused with MOE_EUNSUP.
+ *    fallback), added_tokens as special tokens (special: control, else
+ *    user-defined);
+ *  - tokenizer.json with model.type "Unigram" and Metaspace: Viterbi over
+ *    the piece scores as Hugging Face tokenizers does, byte fallback.
+ * WordPiece, GGUF "bert"/"t5"/"rwkv" vocabularies, and normalizers other
+ * than Prepend/Replace to "▁" (NFC is taken as already applied) are refused
+ * with MOE_EUNSUP.
  * Tokens of type control, user-defined and unknown are "special": text
  * equal to a user-defined token always becomes that token; control and
  * unknown tokens are matched only when asked (parse_special).
@@ -54,7 +59,8 @@ const char *moe_tokenizer_errstr(const struct moe_tokenizer *tok);
  * control tokens written in the text ("<s>") become their ids.
  * *n receives the number of tokens; when it exceeds cap only the first cap
  * are stored and MOE_ERANGE is returned (cap 0 asks for the count).
- * Texts longer than 64 MiB are refused (MOE_ERANGE).
+ * Texts longer than 64 MiB are refused (MOE_ERANGE). The handle is not
+ * written, so a failure leaves no message on it: report moe_strerror(rc).
  */
 int moe_tokenizer_encode(const struct moe_tokenizer *tok, const char *text, size_t len,
 	int add_special, int parse_special, int32_t *ids, size_t cap, size_t *n);

@@ -492,12 +492,41 @@ START_TEST(hf_metaspace)
 }
 END_TEST
 
+START_TEST(hf_unigram)
+{
+	struct moe_tokenizer *t = hf(
+		"{\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\","
+		"\"prepend_scheme\":\"always\",\"split\":true},"
+		"\"model\":{\"type\":\"Unigram\",\"unk_id\":0,\"vocab\":[[\"<unk>\",0],"
+		"[\"\\u2581\",-2],[\"a\",-3],[\"b\",-3],[\"\\u2581a\",-1],[\"ab\",-1.5],[\"\\u2581ab\",-4]]}}", 0);
+	int32_t ids[16];
+	size_t n;
+
+	/* ▁+ab (-3.5) beats ▁ab (-4) and ▁a+b (-4); "xy" is one fused unknown */
+	n = enc(t, "ab xy", 5, 0, 0, ids, 16);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_int_eq(ids[0], 1);
+	ck_assert_int_eq(ids[1], 5);
+	ck_assert_int_eq(ids[2], 1);
+	ck_assert_int_eq(ids[3], 0);
+	ck_assert_int_eq(moe_tokenizer_special(t, MOE_TOK_UNK), 0);
+	round_trip(t, "ab a", " ab a");
+	moe_tokenizer_free(t);
+}
+END_TEST
+
 START_TEST(hf_unsupported)
 {
-	struct moe_tokenizer *t = hf("{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}", MOE_EUNSUP);
+	struct moe_tokenizer *t = hf("{\"model\":{\"type\":\"WordPiece\",\"vocab\":{}}}", MOE_EUNSUP);
 
-	ck_assert_ptr_nonnull(strstr(moe_tokenizer_errstr(t), "Unigram"));
+	ck_assert_ptr_nonnull(strstr(moe_tokenizer_errstr(t), "WordPiece"));
 	moe_tokenizer_free(t);
+	moe_tokenizer_free(hf("{\"model\":{\"type\":\"Unigram\",\"vocab\":[[\"a\",0]]}}",
+		MOE_EUNSUP));
+	moe_tokenizer_free(hf("{\"normalizer\":{\"type\":\"Precompiled\"},"
+		"\"model\":{\"type\":\"Unigram\",\"vocab\":[[\"a\",0]]}}", MOE_EUNSUP));
+	moe_tokenizer_free(hf("{\"pre_tokenizer\":{\"type\":\"Metaspace\"},"
+		"\"model\":{\"type\":\"Unigram\",\"vocab\":[[1,0]]}}", MOE_EFORMAT));
 	moe_tokenizer_free(hf("[]", MOE_EFORMAT));
 	moe_tokenizer_free(hf("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}",
 		MOE_EUNSUP));
@@ -684,6 +713,7 @@ int main(void)
 	tcase_add_test(tc, pretok_custom_vs_regex);
 	tcase_add_test(tc, hf_byte_level);
 	tcase_add_test(tc, hf_metaspace);
+	tcase_add_test(tc, hf_unigram);
 	tcase_add_test(tc, hf_unsupported);
 	tcase_add_test(tc, llama_cpp_cases);
 	tcase_add_test(tc, model_vocab);
