@@ -141,13 +141,14 @@ static size_t table_cap(size_t n)
 	return c;
 }
 
-static int32_t find_token(const struct moe_tokenizer *t, const char *s, size_t n)
+/* Id of the token s[0..n) whose hash is h, or -1. */
+static int32_t find_token_h(const struct moe_tokenizer *t, const char *s, size_t n, uint64_t h)
 {
 	size_t m = t->tmap_cap - 1;
 
 	if (t->tmap == NULL)
 		return -1;
-	for (size_t i = fnv(FNV0, s, n) & m;; i = (i + 1) & m) {
+	for (size_t i = h & m;; i = (i + 1) & m) {
 		uint32_t v = t->tmap[i];
 
 		if (v == 0)
@@ -155,6 +156,11 @@ static int32_t find_token(const struct moe_tokenizer *t, const char *s, size_t n
 		if (t->tok[v - 1].len == n && memcmp(t->tok[v - 1].text, s, n) == 0)
 			return (int32_t)(v - 1);
 	}
+}
+
+static int32_t find_token(const struct moe_tokenizer *t, const char *s, size_t n)
+{
+	return find_token_h(t, s, n, fnv(FNV0, s, n));
 }
 
 /* Later duplicates win, as in llama.cpp's token_to_id map. */
@@ -1190,9 +1196,11 @@ static int viterbi(const struct moe_tokenizer *t, const char *s, size_t n, struc
 	for (size_t pos = 0; pos < n; pos += char_len(s + pos, n - pos)) {
 		size_t cl = char_len(s + pos, n - pos);
 		int single = 0;
+		uint64_t h = FNV0;
 
+		/* the hash grows with the prefix, so each length costs O(1) */
 		for (size_t len = 1; len <= t->max_len && pos + len <= n; len++) {
-			int32_t id = find_token(t, s + pos, len);
+			int32_t id = find_token_h(t, s + pos, len, h = fnv(h, s + pos + len - 1, 1));
 
 			if (id < 0 || id == t->unk || (t->tok[id].attr & A_UNUSED))
 				continue;
