@@ -482,7 +482,6 @@ fail:
 struct pass {
 	const uint32_t *cpt;
 	const uint8_t *fl;
-	size_t n;
 	size_t *out;
 	size_t n_out;
 	/* piece being split: [ini, end) */
@@ -815,7 +814,7 @@ int moe_pretok_split(const struct moe_pretok *p, const char *text, size_t len,
 	if (n > 0)
 		a[na++] = n;
 	for (size_t r = 0; r < p->n; r++) {
-		struct pass s = { cpt, fl, n, b, 0, 0, 0, 0 };
+		struct pass s = { cpt, fl, b, 0, 0, 0, 0 };
 		size_t *t;
 
 		for (size_t i = 0, start = 0; i < na; start += a[i++]) {
