@@ -48,7 +48,8 @@
 #define MAX_ALIGNMENT (1u << 30)
 /* Streams grow buffers in steps of this so a lying length costs at most
  * twice the bytes actually sent. */
-#define CHUNK (1u << 20)
+#define CHUNK (1u << 16)
+#define ITEMS_STEP 1024
 
 /* Smallest encodings, for bounding counts by the bytes left. */
 #define MIN_KV_BYTES 14      /* 8 key length + 1 key byte + 4 type + 1 value */
@@ -243,7 +244,7 @@ static int get_items(struct rd *r, struct moe_value *v, uint64_t n, int depth)
 {
 	enum moe_vtype et = v->v.arr.type;
 	size_t esz = elem_mem(et);
-	uint64_t cap = r->size >= 0 || n <= 4096 ? n : 4096;
+	uint64_t cap = r->size >= 0 || n <= ITEMS_STEP ? n : ITEMS_STEP;
 	int rc;
 
 	if (n == 0)
