@@ -76,8 +76,22 @@ static int width_ok(uint64_t w)
 	return w <= MOE_ARCH_MAX_WIDTH;
 }
 
+/* Rough size of a layer in parameters, in floating point: a model whose
+ * counts could overflow 64 bits is refused before it is counted. */
+static double layer_bound(const struct moe_arch *a, const struct moe_layer *L)
+{
+	double d = a->d_model, hd = (double)L->head_dim + L->head_dim_v + L->qk_rope_dim;
+	double attn = d * ((double)L->n_head + L->n_head_kv + L->q_lora_rank + L->kv_lora_rank) * hd
+		+ ((double)L->q_lora_rank + L->kv_lora_rank) * L->n_head * hd;
+	double ffn = 3 * d * ((double)L->d_ff + (double)L->n_expert * L->d_expert + L->d_shared);
+
+	return 2 * attn + ffn + (double)L->attn_experts * 2 * d * L->n_head_kv * L->head_dim +
+		(double)L->mixer_params + 16 * d;
+}
+
 int moe_arch_finish(struct moe_arch *a)
 {
+	double size = 2.0 * (double)a->vocab * a->d_model + (double)a->vision_params;
 	uint32_t i;
 
 	if (a->d_model == 0 || !width_ok(a->d_model))
@@ -95,9 +109,11 @@ int moe_arch_finish(struct moe_arch *a)
 			!width_ok(L->d_ff) || !width_ok(L->d_expert) ||
 			!width_ok(L->d_shared) || !width_ok(L->q_norm) || !width_ok(L->k_norm) ||
 			L->n_expert > MOE_ARCH_MAX_EXPERTS || L->top_k > L->n_expert ||
-			L->attn_experts > MOE_ARCH_MAX_EXPERTS)
+			L->attn_experts > MOE_ARCH_MAX_EXPERTS || L->attn_top_k > L->attn_experts ||
+			(L->attn == MOE_ATTN_MLA && L->qk_rope_dim > L->head_dim))
 			return moe_error_set(&a->err, MOE_ERANGE,
 				"layer %u: a size is out of range", i);
+		size += layer_bound(a, L) * (i == a->n_layers - 1 ? 1.0 + a->n_mtp : 1.0);
 		if (L->attn == MOE_ATTN_GQA || L->attn == MOE_ATTN_MHA) {
 			if (L->n_head_kv == 0 || L->n_head_kv > L->n_head)
 				L->n_head_kv = L->n_head;
@@ -271,7 +287,7 @@ static int gguf_layers(struct gguf_ctx *g, uint64_t nl)
 			L->d_expert = (uint32_t)eff;
 			if (shared_is_count) {
 				L->n_shared = (uint32_t)nsh;
-				L->d_shared = (uint32_t)(nsh * eff);
+				L->d_shared = nsh * eff > UINT32_MAX ? UINT32_MAX : (uint32_t)(nsh * eff);
 			} else {
 				L->n_shared = (uint32_t)(nsh ? nsh : 1);
 				L->d_shared = (uint32_t)shff;

@@ -78,6 +78,12 @@ static int get_u32(struct moe_arch *a, json_t *c, const char *const *keys,
 	return 0;
 }
 
+/* Widths computed from two fields saturate; moe_arch_finish rejects them. */
+static uint32_t sat32(uint64_t v)
+{
+	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
 #define KEYS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define U32(c, out, dflt, req, ...) \
 	do { if ((rc = get_u32(a, (c), KEYS(__VA_ARGS__), (dflt), (req), (out))) != 0) return rc; } while (0)
@@ -341,7 +347,7 @@ static int deepseek_like(struct moe_arch *a, json_t *c, int mla, int glm)
 			L->q_lora_rank = ql;
 			L->kv_lora_rank = kvl;
 			L->qk_rope_dim = rope;
-			L->head_dim = nope + rope;
+			L->head_dim = sat32((uint64_t)nope + rope);
 			L->head_dim_v = vdim;
 			L->n_head_kv = L->n_head;
 		}
@@ -354,7 +360,7 @@ static int deepseek_like(struct moe_arch *a, json_t *c, int mla, int glm)
 			if ((rc = set_moe(a, c, L, e, k, dmoe)) != 0)
 				return rc;
 			L->n_shared = nsh;
-			L->d_shared = nsh * dmoe;
+			L->d_shared = sat32((uint64_t)nsh * dmoe);
 			L->score_bias = (method && strcmp(method, "noaux_tc") == 0) || glm;
 		} else
 			set_dense(L, dff);
@@ -464,7 +470,10 @@ static int fam_llama4(struct moe_arch *a, json_t *top)
 		U32(v, &pdim, 0, 1, "projector_input_dim");
 		U32(v, &ps, 3, 0, "num_channels");
 		ratio = jnum_f(v, "pixel_shuffle_ratio", 0.5);
-		if (patch == 0 || ratio <= 0 || ratio > 1)
+		if (patch == 0 || !(ratio >= 0.01 && ratio <= 1) || n > MOE_ARCH_MAX_LAYERS ||
+			d > MOE_ARCH_MAX_WIDTH || ff > MOE_ARCH_MAX_WIDTH || img > 65536 ||
+			patch > img || proj > MOE_ARCH_MAX_WIDTH || pdim > MOE_ARCH_MAX_WIDTH ||
+			ps > 64)
 			return moe_error_set(&a->err, MOE_EFORMAT,
 				"config.json: bad vision_config");
 		np = (uint64_t)(img / patch) * (img / patch) + 1;
@@ -582,6 +591,9 @@ static int fam_jamba(struct moe_arch *a, json_t *c)
 	U32(c, &dstate, 16, 0, "mamba_d_state");
 	U32(c, &dtrank, (a->d_model + 15) / 16, 0, "mamba_dt_rank");
 	U32(c, &expand, 2, 0, "mamba_expand");
+	if (expand > 64 || dconv > 1024 || dstate > MOE_ARCH_MAX_WIDTH ||
+		dtrank > MOE_ARCH_MAX_WIDTH)
+		return moe_error_set(&a->err, MOE_ERANGE, "config.json: mamba sizes out of range");
 	cbias = jbool(c, "mamba_conv_bias", 1);
 	pbias = jbool(c, "mamba_proj_bias", 0);
 	if (ap == 0 || ep == 0)
@@ -731,7 +743,7 @@ static int fam_hunyuan(struct moe_arch *a, json_t *c)
 			return rc;
 		if (jbool(c, "use_mixed_mlp_moe", 0)) {
 			L->n_shared = nsh;
-			L->d_shared = nsh * dff;
+			L->d_shared = sat32((uint64_t)nsh * dff);
 		}
 	}
 	return 0;

@@ -201,6 +201,14 @@ START_TEST(bad_configs)
 	json_object_set_new(j, "vocab_size", json_integer(5000000000ll));
 	ck_assert_int_eq(moe_arch_from_config(&a, j), MOE_ERANGE);
 	ck_assert_ptr_null(a.layers);
+	/* every width in range, yet too many parameters to count in 64 bits */
+	json_object_set_new(j, "vocab_size", json_integer(10));
+	json_object_set_new(j, "hidden_size", json_integer(4000000));
+	json_object_set_new(j, "intermediate_size", json_integer(4000000));
+	json_object_set_new(j, "num_local_experts", json_integer(60000));
+	json_object_set_new(j, "num_hidden_layers", json_integer(4000));
+	ck_assert_int_eq(moe_arch_from_config(&a, j), MOE_ERANGE);
+	ck_assert_ptr_nonnull(strstr(moe_arch_errstr(&a), "too large to count"));
 	json_decref(j);
 
 	j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "model_type", "minicpm",
@@ -305,6 +313,13 @@ START_TEST(gguf_metadata)
 	ck_assert_uint_eq(a.layers[0].d_ff, 128);
 	ck_assert_uint_eq(a.layers[1].d_shared, 64);
 	ck_assert_uint_eq(a.layers[2].n_expert, 16);
+	/* MLA whose rope part is wider than the key */
+	moe_meta_set_u32(m, "deepseek.attention.kv_lora_rank", 16);
+	moe_meta_set_u32(m, "deepseek.attention.key_length", 8);
+	moe_meta_set_u32(m, "deepseek.rope.dimension_count", 16);
+	ck_assert_int_eq(moe_arch_from_gguf(&a, m, NULL, 0), MOE_ERANGE);
+	moe_meta_remove(m, "deepseek.attention.kv_lora_rank");
+	ck_assert_int_eq(moe_arch_from_gguf(&a, m, NULL, 0), 0);
 	moe_meta_set_u32(m, "deepseek.expert_used_count", 17);
 	ck_assert_int_eq(moe_arch_from_gguf(&a, m, NULL, 0), MOE_EFORMAT);
 	moe_meta_set_str(m, "deepseek.block_count", "three");
