@@ -233,6 +233,8 @@ static int run(struct opts *o, const char *input)
 	o->c.progress = moe_progress_cb;
 	o->c.progress_ctx = &pr;
 	if (plan(o, input, &ck, &c, &what) == 0) {
+		if (moe_convert_warning(c)[0])
+			moe_cli_error(what, "warning: %s", moe_convert_warning(c));
 		if (o->dry_run) {
 			dry_run(c);
 			rc = 0;

@@ -122,6 +122,7 @@ void moe_ckpt_free(struct moe_ckpt *ck)
 	json_decref(ck->generation_config);
 	json_decref(ck->tokenizer_config);
 	json_decref(ck->index);
+	json_decref(ck->tokenizer);
 	free(ck);
 }
 
@@ -165,6 +166,7 @@ json_t *moe_ckpt_json(const struct moe_ckpt *ck, const char *which)
 	if (strcmp(which, "generation_config") == 0) return ck->generation_config;
 	if (strcmp(which, "tokenizer_config") == 0) return ck->tokenizer_config;
 	if (strcmp(which, "index") == 0) return ck->index;
+	if (strcmp(which, "tokenizer") == 0) return ck->tokenizer;
 	return NULL;
 }
 
@@ -473,10 +475,11 @@ static int open_path_input(struct moe_ckpt *ck, const char *path, struct moe_inp
 static int load_side_json(struct moe_ckpt *ck, const char *dir)
 {
 	static const char *names[] = { "config.json", "generation_config.json",
-		"tokenizer_config.json" };
-	json_t **slots[] = { &ck->config, &ck->generation_config, &ck->tokenizer_config };
+		"tokenizer_config.json", "tokenizer.json" };
+	json_t **slots[] = { &ck->config, &ck->generation_config, &ck->tokenizer_config,
+		&ck->tokenizer };
 
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		struct moe_input *in;
 		char *path;
 		int rc;

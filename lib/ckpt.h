@@ -91,7 +91,7 @@ const char *moe_ckpt_file_name(const struct moe_ckpt *ck, size_t i);
 const struct moe_meta *moe_ckpt_meta(const struct moe_ckpt *ck);
 /* Side JSON files found next to (or inside the archive with) the
  * checkpoint: "config", "generation_config", "tokenizer_config",
- * "index". NULL if absent. */
+ * "tokenizer" (tokenizer.json), "index". NULL if absent. */
 json_t *moe_ckpt_json(const struct moe_ckpt *ck, const char *which);
 
 /*

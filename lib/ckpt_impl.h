@@ -38,6 +38,7 @@ struct moe_ckpt {
 	size_t ntensors, captensors;
 	struct moe_meta *meta;
 	json_t *config, *generation_config, *tokenizer_config, *index;
+	json_t *tokenizer;       /* tokenizer.json */
 	uint64_t bytes_extra;   /* bytes read by backends outside file inputs */
 	void *archive;          /* archive backend state, if any */
 };

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hfconfig.h"
+#include "tokconv.h"
 #include "tensor_class.h"
 
 #define MAX_IDS 65536   /* bound on layer/expert ids in subset lists */
@@ -738,6 +739,30 @@ static int set_file_type(struct moe_conversion *c)
 	return 0;
 }
 
+/* tokenizer.json for a Hugging Face output: the input's, or made from
+ * the GGUF vocabulary. */
+static int output_tokenizer(struct moe_conversion *c)
+{
+	int rc;
+
+	if (c->dst_gguf)
+		return 0;
+	if (!c->src_gguf && c->ck) {
+		c->tok_out = json_incref(moe_ckpt_json(c->ck, "tokenizer"));
+		c->tokcfg_out = json_incref(moe_ckpt_json(c->ck, "tokenizer_config"));
+		return 0;
+	}
+	if (!moe_meta_find(c->kv, "tokenizer.ggml.model"))
+		return 0;
+	rc = moe_tokconv_from_gguf(c->kv, &c->tok_out, &c->tokcfg_out, &c->err);
+	if (rc == MOE_EUNSUP) {
+		snprintf(c->warning, sizeof c->warning, "%.200s; no tokenizer.json written", c->err.msg);
+		moe_error_clear(&c->err);
+		rc = 0;
+	}
+	return rc;
+}
+
 static int output_meta(struct moe_conversion *c, json_t *config_in)
 {
 	int rc;
@@ -751,7 +776,7 @@ static int output_meta(struct moe_conversion *c, json_t *config_in)
 			c->config = json_deep_copy(config_in);
 		}
 	}
-	if ((rc = update_counts(c, c->config)) != 0)
+	if ((rc = update_counts(c, c->config)) != 0 || (rc = output_tokenizer(c)) != 0)
 		return rc;
 	return c->dst_gguf && moe_meta_find(c->kv, "general.architecture")
 		? set_file_type(c) : 0;
@@ -785,8 +810,14 @@ static int source_kv(struct moe_conversion *c, json_t *config)
 	if (moe_meta_get_str(c->kv, "general.architecture", &arch) == 0)
 		c->fam = moe_family_by_gguf_arch(arch);
 	else if ((mt = json_string_value(json_object_get(config, "model_type"))) != NULL &&
-	         (c->fam = moe_family_by_model_type(mt)) != NULL)
-		return moe_hfconfig_to_gguf(c->fam, config, c->kv, &c->err);
+	         (c->fam = moe_family_by_model_type(mt)) != NULL) {
+		int rc = moe_hfconfig_to_gguf(c->fam, config, c->kv, &c->err);
+		json_t *tok = c->ck ? moe_ckpt_json(c->ck, "tokenizer") : NULL;
+		if (rc == 0 && tok)
+			rc = moe_tokconv_to_gguf(tok, moe_ckpt_json(c->ck, "tokenizer_config"), c->kv,
+				c->warning, sizeof c->warning, &c->err);
+		return rc;
+	}
 	return 0;
 }
 
@@ -926,10 +957,13 @@ void moe_convert_free(struct moe_conversion *c)
 	moe_meta_free(c->kv);
 	json_decref(c->config);
 	json_decref(c->order);
+	json_decref(c->tok_out);
+	json_decref(c->tokcfg_out);
 	free(c);
 }
 
 const char *moe_convert_errstr(const struct moe_conversion *c) { return moe_error_str(&c->err); }
+const char *moe_convert_warning(const struct moe_conversion *c) { return c->warning; }
 size_t moe_convert_ntensors(const struct moe_conversion *c) { return c->n; }
 uint64_t moe_convert_bytes(const struct moe_conversion *c) { return c->total; }
 

@@ -59,6 +59,10 @@ int moe_convert_new_init(struct moe_conversion **out, json_t *config,
 void moe_convert_free(struct moe_conversion *c);
 const char *moe_convert_errstr(const struct moe_conversion *c);
 
+/* Something the output cannot carry and the user should know ("" if none),
+ * e.g. an unrecognised pre-tokenizer. */
+const char *moe_convert_warning(const struct moe_conversion *c);
+
 size_t moe_convert_ntensors(const struct moe_conversion *c);
 /* Bytes of tensor data the output will hold. */
 uint64_t moe_convert_bytes(const struct moe_conversion *c);
@@ -79,7 +83,8 @@ enum moe_dtype moe_convert_source_dtype(const struct moe_conversion *c, size_t i
 /* Writes one file (GGUF or safetensors) to out; the caller commits. */
 int moe_convert_write(struct moe_conversion *c, struct moe_output *out);
 /* Writes a Hugging Face directory: model.safetensors (or shards of at most
- * max_shard bytes with an index, when max_shard > 0) and config.json.
+ * max_shard bytes with an index, when max_shard > 0), config.json, and
+ * tokenizer.json + tokenizer_config.json when there is a vocabulary.
  * flags: MOE_OUT_FORCE. */
 int moe_convert_write_dir(struct moe_conversion *c, const char *dir,
 	uint64_t max_shard, unsigned flags);

@@ -47,6 +47,8 @@ struct moe_conversion {
 	struct moe_meta *kv;            /* GGUF metadata: hyperparameters, output */
 	json_t *config;                 /* HF config.json (output for safetensors) */
 	json_t *order;                  /* GGUF tensor order carried by safetensors */
+	json_t *tok_out, *tokcfg_out;   /* tokenizer.json, tokenizer_config.json */
+	char warning[256];              /* what the output could not carry */
 	int v3;                         /* deepseek2 with V3 routing */
 	int tied;                       /* no separate output head */
 	struct otensor *t;

@@ -431,17 +431,30 @@ static int write_file(struct moe_conversion *c, const char *dir, const char *nam
 	return rc;
 }
 
-static int write_config(struct moe_conversion *c, const char *dir, unsigned flags)
+static int write_json(struct moe_conversion *c, const char *dir, const char *name,
+	json_t *j, unsigned flags)
 {
 	struct moe_output *o = NULL;
-	char *s = json_dumps(c->config, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	int rc = s ? write_file(c, dir, "config.json", flags, &o) : MOE_ENOMEM;
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	int rc = s ? write_file(c, dir, name, flags, &o) : MOE_ENOMEM;
 
 	if (rc == 0 && ((rc = moe_output_write(o, s, strlen(s))) != 0 ||
 	    (rc = moe_output_write(o, "\n", 1)) != 0 || (rc = moe_output_commit(o)) != 0))
-		moe_error_set(&c->err, rc, "config.json: %s", moe_output_errstr(o));
+		moe_error_set(&c->err, rc, "%s: %s", name, moe_output_errstr(o));
 	moe_output_free(o);
 	free(s);
+	return rc;
+}
+
+/* The JSON files of a model directory, after its tensors. */
+static int write_side_files(struct moe_conversion *c, const char *dir, unsigned flags)
+{
+	int rc = write_json(c, dir, "config.json", c->config, flags);
+
+	if (rc == 0 && c->tok_out)
+		rc = write_json(c, dir, "tokenizer.json", c->tok_out, flags);
+	if (rc == 0 && c->tokcfg_out)
+		rc = write_json(c, dir, "tokenizer_config.json", c->tokcfg_out, flags);
 	return rc;
 }
 
@@ -465,5 +478,5 @@ int moe_convert_write_dir(struct moe_conversion *c, const char *dir,
 		moe_error_set(&c->err, rc, "model.safetensors: %s", moe_output_errstr(o));
 	}
 	moe_output_free(o);
-	return rc ? rc : write_config(c, dir, flags);
+	return rc ? rc : write_side_files(c, dir, flags);
 }

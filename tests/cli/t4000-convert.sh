@@ -22,6 +22,16 @@ test_expect_success 'GGUF -> HF directory -> GGUF is byte-identical' '
 	moe-convert -o back.gguf hf && cmp tiny.gguf back.gguf
 '
 
+test_expect_success 'the HF directory has a tokenizer; HF -> HF -> GGUF keeps the vocabulary' '
+	test -f hf/tokenizer.json && test -f hf/tokenizer_config.json &&
+	grep -q "\"bos_token\": \"<s>\"" hf/tokenizer_config.json &&
+	moe-convert -o hf2/ hf && moe-convert -o fromhf2.gguf hf2 &&
+	moe-inspect -m tiny.gguf | grep "^tokenizer.ggml.tokens" >a &&
+	moe-inspect -m fromhf2.gguf | grep "^tokenizer.ggml.tokens" >b &&
+	test_cmp a b &&
+	moe-inspect -m fromhf2.gguf | grep -q "^tokenizer.ggml.bos_token_id	u32	1"
+'
+
 test_expect_success 'HF names and per-expert tensors on the HF side' '
 	moe-inspect -t hf >out &&
 	grep -q "^model.layers.1.block_sparse_moe.experts.7.w2.weight  *F32  *\[64, 96\]" out &&
