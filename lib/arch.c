@@ -120,6 +120,10 @@ int moe_arch_finish(struct moe_arch *a)
 			L->attn = L->n_head_kv == L->n_head ? MOE_ATTN_MHA : MOE_ATTN_GQA;
 		}
 	}
+	/* 2^60 parameters: a million times the largest published model */
+	if (!(size < 1152921504606846976.0))
+		return moe_error_set(&a->err, MOE_ERANGE,
+			"the described model is too large to count (about %.3g parameters)", size);
 	return 0;
 }
 
@@ -492,7 +496,8 @@ static void tensors_layer(struct moe_arch *a, struct moe_layer *L, const struct 
 		L->attn = MOE_ATTN_MLA;
 		L->kv_lora_rank = (uint32_t)tl->kv_lora;
 		L->q_lora_rank = (uint32_t)tl->q_lora;
-		L->qk_rope_dim = (uint32_t)(tl->kv_a - tl->kv_lora);
+		L->qk_rope_dim = tl->kv_a > tl->kv_lora ? (uint32_t)(tl->kv_a - tl->kv_lora) : 0;
+		L->head_dim = L->qk_rope_dim;   /* the non-rope part is not known */
 		moe_arch_note_unknown(a, "MLA head count and widths");
 	} else if (tl->q) {
 		L->attn = MOE_ATTN_GQA;
