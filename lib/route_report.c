@@ -225,6 +225,14 @@ static json_t *layer_json(const struct moe_route_stats *s, const struct moe_rout
 	json_object_set_new(o, "adjacent_overlap", u64s(moe_route_stats_overlap(s, l), h->top_k + 1));
 	if (moe_route_stats_coact(s, l))
 		json_object_set_new(o, "coactivation", coact_json(moe_route_stats_coact(s, l), h->n_experts));
+	if (moe_route_stats_transitions(s, l)) {
+		json_t *t = json_array();
+		for (uint32_t i = 0; i < h->n_experts; i++)
+			json_array_append_new(t, u64s(moe_route_stats_transitions(s, l) + (size_t)i * h->n_experts,
+				h->n_experts));
+		/* rows: first-listed expert in the previous MoE layer */
+		json_object_set_new(o, "transitions_from_previous", t);
+	}
 	if (moe_route_stats_cache(s, l, 0))
 		json_object_set_new(o, "cache", cache_json(s, r, l));
 	if (op->top_tokens)
@@ -419,6 +427,13 @@ static int csv_layer(const struct moe_route_stats *s, const struct moe_route_rep
 		for (uint32_t i = 0; rc == 0 && i < n_sizes(s, r); i++)
 			rc = csv_row(o, ln, -1, "hit_rate_%s_c%u,%.10g", pol_name[p], size_at(r, i),
 				layer_hit_rate(moe_route_stats_cache(s, l, p), h->n_experts, size_at(r, i)));
+	if (moe_route_stats_cache(s, l, MOE_CACHE_LRU)) {
+		const uint64_t *d = moe_route_stats_cache(s, l, MOE_CACHE_LRU);
+		for (uint32_t i = 0; rc == 0 && i < h->n_experts; i++)
+			rc = csv_row(o, ln, -1, "reuse_distance_%u,%llu", i, (unsigned long long)d[i]);
+		if (rc == 0)
+			rc = csv_row(o, ln, -1, "first_uses,%llu", (unsigned long long)d[h->n_experts]);
+	}
 	if (rc == 0 && op->top_tokens)
 		rc = csv_top_tokens(s, l, ln, o);
 	return rc;

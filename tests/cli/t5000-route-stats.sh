@@ -55,7 +55,15 @@ test_expect_success "collapse: capacity drops worked by hand" "
 
 test_expect_success "collapse: every cache size of 2 or more hits after the first uses" "
 	grep -qx '1,,hit_rate_lru_c2,0.9166666667' c.csv &&
-	grep -qx '1,,hit_rate_opt_c1,0' c.csv
+	grep -qx '1,,hit_rate_opt_c1,0' c.csv &&
+	grep -qx '1,,reuse_distance_1,22' c.csv && grep -qx '1,,first_uses,2' c.csv &&
+	grep -qx '1,,reuse_distance_0,0' c.csv
+"
+
+test_expect_success "collapse: co-activation is symmetric, transitions always 0 -> 0" "
+	grep -qx '1,0,coact_e1,12' c.csv && grep -qx '1,1,coact_e0,12' c.csv &&
+	grep -qx '3,,transition_consistency,1' c.csv &&
+	moe-route-stats --json c.jsonl | grep -q 'transitions_from_previous'
 "
 
 test_expect_success "JSONL -> binary -> JSONL is lossless, binary -> JSONL -> binary identical" "
