@@ -15,6 +15,7 @@
 
 struct opts {
 	int json;
+	int layers;
 	int metadata;
 	int tensors;
 	int tsv;
@@ -23,9 +24,9 @@ struct opts {
 };
 
 static const char usage_text[] =
-	"usage: moe-inspect [-hjmt] [-b GB/s] [-c N] [--bandwidth GB/s] [--ctx N]\n"
-	"                   [--json] [--metadata] [--tensors] [--tsv] [--version]\n"
-	"                   [file ...]\n";
+	"usage: moe-inspect [-hjlmt] [-b GB/s] [-c N] [--bandwidth GB/s] [--ctx N]\n"
+	"                   [--json] [--layers] [--metadata] [--tensors] [--tsv]\n"
+	"                   [--version] [file ...]\n";
 
 static void usage(FILE *f)
 {
@@ -441,6 +442,24 @@ static void print_params(const struct report *r, const struct opts *o)
 	}
 }
 
+/* One line per block: its kinds and counts. */
+static void print_layers(const struct report *r)
+{
+	const struct moe_params *p = r->p;
+	char b1[32], b2[32];
+
+	printf("  %-7s %-9s %-6s %10s %10s\n", "layer", "attention", "ffn", "params", "active");
+	for (uint32_t i = 0; i < p->n_layers; i++) {
+		const struct moe_layer *L = i < r->arch.n_layers ? &r->arch.layers[i] : NULL;
+
+		printf("    %-5u %-9s %-6s %10s %10s\n", i,
+			L ? moe_attn_kind_name(L->attn) : "none",
+			!L || L->ffn == MOE_FFN_NONE ? "none" : L->ffn == MOE_FFN_MOE ? "moe" : "dense",
+			human_n(p->layers[i].total, b1, sizeof b1),
+			human_n(p->layers[i].active, b2, sizeof b2));
+	}
+}
+
 /* ---- JSON report -------------------------------------------------------- */
 
 static json_t *u64(uint64_t v)
@@ -706,6 +725,8 @@ static int inspect(const char *path, const struct opts *o, struct row *row)
 		if (r.have_arch) {
 			print_arch(&r);
 			print_params(&r, o);
+			if (o->layers)
+				print_layers(&r);
 		}
 		if (o->metadata)
 			print_metadata(ck);
@@ -736,6 +757,7 @@ int main(int argc, char **argv)
 		{ "ctx", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "layers", no_argument, NULL, 'l' },
 		{ "metadata", no_argument, NULL, 'm' },
 		{ "tensors", no_argument, NULL, 't' },
 		{ "tsv", no_argument, NULL, 'T' },
@@ -749,7 +771,7 @@ int main(int argc, char **argv)
 
 	moe_cli_init(argv[0]);
 	argv[0] = (char *)moe_cli_progname();  /* getopt's messages use it */
-	while ((c = getopt_long(argc, argv, "b:c:hjmt", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:c:hjlmt", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (moe_cli_parse_double("--bandwidth", optarg, 1e-6, 1e9, &o.bandwidth) != 0)
@@ -762,6 +784,7 @@ int main(int argc, char **argv)
 			break;
 		case 'h': usage(stdout); return moe_cli_close_stdout(MOE_EXIT_OK);
 		case 'j': o.json = 1; break;
+		case 'l': o.layers = 1; break;
 		case 'm': o.metadata = 1; break;
 		case 't': o.tensors = 1; break;
 		case 'T': o.tsv = 1; break;

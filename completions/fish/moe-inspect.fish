@@ -3,6 +3,7 @@ complete -c moe-inspect -s b -l bandwidth -x -d 'memory bandwidth in GB/s for th
 complete -c moe-inspect -s c -l ctx -x -d 'context length for the KV cache'
 complete -c moe-inspect -s h -l help -d 'print usage and exit'
 complete -c moe-inspect -s j -l json -d 'one JSON object per input'
+complete -c moe-inspect -s l -l layers -d 'one line per layer in the report'
 complete -c moe-inspect -s m -l metadata -d 'print metadata and side JSON files'
 complete -c moe-inspect -s t -l tensors -d 'list every tensor'
 complete -c moe-inspect -l tsv -d 'one tab-separated row per input'

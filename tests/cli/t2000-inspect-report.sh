@@ -29,6 +29,13 @@ test_expect_success '--ctx and --bandwidth: KV cache and decode bound' '
 	grep -q "kv cache     131.1 kB per token (F16), 4.3 GB at 32768 tokens" out
 '
 
+test_expect_success '--layers: one line per layer' '
+	moe-inspect -l "$EX/deepseek-v3.json" >out &&
+	test $(grep -c "^    [0-9]* *mla  *\(dense\|moe\)  " out) = 61 &&
+	grep -q "^    2     mla       dense      583.5M     583.5M$" out &&
+	grep -q "^    3     mla       moe        11.51B     585.3M$" out
+'
+
 test_expect_success 'stdin and an archive give the same report as the file' '
 	moe-inspect --tsv "$EX/olmoe-1b-7b.json" | sed 1d | cut -f2- >want &&
 	moe-inspect --tsv - <"$EX/olmoe-1b-7b.json" | sed 1d | cut -f2- >got &&
