@@ -344,7 +344,7 @@ static void print_arch(const struct report *r)
 	printf("  layers       %u: %u MoE, %u dense", a->n_layers, count_layers(a, 0),
 		count_layers(a, 1));
 	if (count_layers(a, 2))
-		printf(", %u state-space", count_layers(a, 2));
+		printf(", %u linear-attention/state-space", count_layers(a, 2));
 	if (a->enc_dec)
 		printf(" (%u encoder + %u decoder)", a->n_enc_layers, a->n_layers - a->n_enc_layers);
 	printf("; d_model %u, vocab %" PRIu64 ", %s head\n", a->d_model, a->vocab,

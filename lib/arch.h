@@ -26,7 +26,7 @@ enum moe_attn_kind {
 	MOE_ATTN_MHA,       /* n_head_kv == n_head */
 	MOE_ATTN_GQA,       /* n_head_kv < n_head (MQA when 1) */
 	MOE_ATTN_MLA,       /* DeepSeek multi-head latent attention */
-	MOE_ATTN_SSM,       /* state-space (Mamba) or linear attention layer */
+	MOE_ATTN_SSM,       /* state-space (Mamba) or linear attention (Gated DeltaNet) layer */
 	MOE_ATTN_KIND_COUNT
 };
 
@@ -51,6 +51,7 @@ struct moe_layer {
 	uint32_t q_norm, k_norm;  /* widths of q/k norm weights, 0 = none */
 	uint8_t qkv_bias, o_bias;
 	uint8_t sinks;            /* one learnt sink logit per head (gpt-oss) */
+	uint8_t q_gate;           /* q projection also yields an output gate (Qwen3-Next) */
 	uint8_t cross_attn;       /* decoder block with encoder-decoder attention */
 	uint32_t attn_experts;    /* JetMoE mixture of attention heads: experts (top-k below) */
 	uint32_t attn_top_k;

@@ -306,6 +306,42 @@ static int fam_qwen3_moe(struct moe_arch *a, json_t *c)
 	return qwen_moe(a, c, 1);
 }
 
+/* Qwen3-Next: every full_attention_interval-th layer is gated full
+ * attention, the others Gated DeltaNet linear attention; MoE everywhere
+ * with a gated shared expert. */
+static int fam_qwen3_next(struct moe_arch *a, json_t *c)
+{
+	uint32_t every, nk, nv, dk, dv, conv, i;
+	int rc;
+
+	if ((rc = qwen_moe(a, c, 1)) != 0)
+		return rc;
+	U32(c, &every, 4, 0, "full_attention_interval");
+	U32(c, &nk, 0, 1, "linear_num_key_heads");
+	U32(c, &nv, 0, 1, "linear_num_value_heads");
+	U32(c, &dk, 0, 1, "linear_key_head_dim");
+	U32(c, &dv, 0, 1, "linear_value_head_dim");
+	U32(c, &conv, 4, 0, "linear_conv_kernel_dim");
+	if (every == 0 || nk > 65536 || nv > 65536 || dk > 65536 || dv > 65536 || conv > 1024)
+		return moe_error_set(&a->err, MOE_ERANGE, "config.json: linear attention sizes out of range");
+	for (i = 0; i < a->n_layers; i++) {
+		struct moe_layer *L = &a->layers[i];
+		uint64_t d = a->d_model, key = (uint64_t)nk * dk, val = (uint64_t)nv * dv;
+
+		if ((i + 1) % every == 0) {
+			L->q_gate = 1;
+			continue;
+		}
+		/* in_proj_qkvz, in_proj_ba, depthwise conv over q/k/v, dt_bias,
+		 * A_log, the gated head norm and out_proj */
+		L->attn = MOE_ATTN_SSM;
+		L->q_norm = L->k_norm = 0;
+		L->mixer_params = d * (2 * key + 2 * val) + d * 2 * nv + (2 * key + val) * conv +
+			2 * (uint64_t)nv + dv + val * d;
+	}
+	return 0;
+}
+
 /* DeepSeek-MoE (v1), V2, V3, Kimi-K2 and GLM-4.5 share the layout:
  * first_k_dense_replace dense layers, then MoE every moe_layer_freq with
  * shared experts of the expert width. */
@@ -786,6 +822,7 @@ static const struct family {
 	{ "phimoe", "phimoe", fam_phimoe },
 	{ "qwen2_moe", "qwen2_moe", fam_qwen2_moe },
 	{ "qwen3_moe", "qwen3_moe", fam_qwen3_moe },
+	{ "qwen3_next", "qwen3_next", fam_qwen3_next },
 	{ "switch_transformers", "switch_transformers", fam_switch },
 };
 
@@ -794,7 +831,7 @@ const char *moe_arch_supported(void)
 	return "dbrx, deepseek, deepseek_v2, deepseek_v3, glm4_moe, gpt_oss, "
 		"granitemoe, hunyuan, jamba, jetmoe, kimi_k2, llama4, llama4_text, "
 		"minicpm (MoE variant), minimax_m2, mixtral, olmoe, phimoe, qwen2_moe, "
-		"qwen3_moe, switch_transformers";
+		"qwen3_moe, qwen3_next, switch_transformers";
 }
 
 /* Configs without model_type: legacy JetMoE by its architectures, DeepSeek's

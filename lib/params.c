@@ -36,7 +36,7 @@ static uint64_t attn_std(const struct moe_arch *a, const struct moe_layer *L)
 		k = (uint64_t)L->n_head_kv * L->head_dim,
 		v = (uint64_t)L->n_head_kv * L->head_dim_v,
 		o = (uint64_t)L->n_head * L->head_dim_v;
-	uint64_t n = d * (q + k + v) + o * d;
+	uint64_t n = d * (q * (L->q_gate ? 2 : 1) + k + v) + o * d;
 
 	if (L->qkv_bias)
 		n += q + k + v;

@@ -71,6 +71,31 @@ START_TEST(deepseek_v3_layout)
 }
 END_TEST
 
+/* Qwen3-Next: gated full attention every 4th layer, Gated DeltaNet otherwise. */
+START_TEST(qwen3_next_layout)
+{
+	struct moe_arch a;
+	json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}",
+		"model_type", "qwen3_next", "hidden_size", 64, "num_hidden_layers", 8,
+		"num_attention_heads", 4, "num_key_value_heads", 2, "head_dim", 32,
+		"moe_intermediate_size", 16, "shared_expert_intermediate_size", 16,
+		"num_experts", 8, "num_experts_per_tok", 2, "vocab_size", 100,
+		"full_attention_interval", 4, "linear_num_key_heads", 2,
+		"linear_num_value_heads", 4, "linear_key_head_dim", 8, "linear_value_head_dim", 8);
+
+	moe_arch_init(&a);
+	ck_assert_int_eq(moe_arch_from_config(&a, j), 0);
+	ck_assert_int_eq(a.layers[3].attn, MOE_ATTN_GQA);
+	ck_assert(a.layers[3].q_gate);
+	ck_assert_int_eq(a.layers[0].attn, MOE_ATTN_SSM);
+	/* qkvz 64*(32+64) + ba 64*8 + conv (2*16+32)*4 + dt/A 8 + norm 8 + out 32*64 */
+	ck_assert_uint_eq(a.layers[0].mixer_params, 6144 + 512 + 256 + 8 + 8 + 2048);
+	ck_assert(a.layers[0].shared_gate);
+	moe_arch_release(&a);
+	json_decref(j);
+}
+END_TEST
+
 START_TEST(family_layouts)
 {
 	struct moe_arch a;
@@ -222,15 +247,7 @@ START_TEST(bad_configs)
 }
 END_TEST
 
-/* Every real config.json in ../shared/configs builds, or is one of the
- * known unsupported ones and says so by name. */
-static const struct {
-	const char *file, *why;
-} unsupported[] = {
-	{ "qwen3-next-80b-a3b-thinking.json",
-	  "hybrid Gated DeltaNet linear attention with gated full attention: not described yet" },
-};
-
+/* Every real config.json in ../shared/configs builds and has MoE layers. */
 START_TEST(shared_configs_build)
 {
 	const char *sh = moe_test_shared();
@@ -249,24 +266,17 @@ START_TEST(shared_configs_build)
 	while ((de = readdir(d)) != NULL) {
 		struct moe_arch a;
 		json_t *j;
-		size_t k, len = strlen(de->d_name);
-		int rc, expect_unsup = 0;
+		size_t len = strlen(de->d_name);
+		int rc;
 
 		if (len < 5 || strcmp(de->d_name + len - 5, ".json") != 0)
 			continue;
-		for (k = 0; k < sizeof unsupported / sizeof unsupported[0]; k++)
-			expect_unsup |= strcmp(unsupported[k].file, de->d_name) == 0;
 		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
 		j = load(path);
 		moe_arch_init(&a);
 		rc = moe_arch_from_config(&a, j);
-		if (expect_unsup) {
-			ck_assert_int_eq(rc, MOE_EUNSUP);
-			ck_assert_ptr_nonnull(strstr(moe_arch_errstr(&a), "unsupported model_type"));
-		} else {
-			ck_assert_msg(rc == 0, "%s: %s", de->d_name, moe_arch_errstr(&a));
-			ck_assert_msg(count_ffn(&a, MOE_FFN_MOE) > 0, "%s: no MoE layer", de->d_name);
-		}
+		ck_assert_msg(rc == 0, "%s: %s", de->d_name, moe_arch_errstr(&a));
+		ck_assert_msg(count_ffn(&a, MOE_FFN_MOE) > 0, "%s: no MoE layer", de->d_name);
 		moe_arch_release(&a);
 		json_decref(j);
 		n++;
@@ -395,6 +405,7 @@ int main(void)
 
 	tcase_add_test(tc, deepseek_v3_layout);
 	tcase_add_test(tc, family_layouts);
+	tcase_add_test(tc, qwen3_next_layout);
 	tcase_add_test(tc, hybrid_and_enc_dec);
 	tcase_add_test(tc, bad_configs);
 	tcase_add_test(tc, shared_configs_build);

@@ -113,6 +113,9 @@ static const struct published shared[] = {
 	{ "jamba-v0.1.json", 1, ALL, 12, 1, ROUND },
 	{ "hunyuan-a13b-instruct.json", 0, ALL, 80, 1, ROUND },
 	{ "hunyuan-a13b-instruct.json", 1, ALL, 13, 1, ROUND },
+	/* Qwen3-Next: 80B total, "A3B" non-embedding active */
+	{ "qwen3-next-80b-a3b-thinking.json", 0, ALL, 80, 1, ROUND },
+	{ "qwen3-next-80b-a3b-thinking.json", 1, NONEMB, 3, 1, ROUND },
 	/* MiniCPM publishes non-embedding counts */
 	{ "minicpm-moe-8x2b.json", 0, NONEMB, 13.6, 0.1, ROUND },
 	{ "minicpm-moe-8x2b.json", 1, NONEMB, 4, 1, ROUND },
