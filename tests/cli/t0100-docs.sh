@@ -57,4 +57,10 @@ for t in moe-inspect moe-convert moe-quantize moe-run moe-route-stats; do
 	fi
 done
 
+test_expect_success "README installs the packages CI installs" "
+	ci=\$(sed -n 's/^PKGS=\"\\(.*\\)\"$/\\1/p' '$SRC/.ci/run') &&
+	test -n \"\$ci\" &&
+	grep -q \"apt-get install -y \$ci && make demo\" '$SRC/README.md'
+"
+
 test_done
