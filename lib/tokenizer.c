@@ -304,18 +304,19 @@ static int add_merge_line(struct moe_tokenizer *t, const char *s, size_t n)
 }
 
 /* Tokens whose text marks them as control tokens in llama.cpp even when the
- * file says otherwise; the first group also ends generation. */
+ * file says otherwise; the first group also ends generation. Octal escapes:
+ * \357\275\234 is U+FF5C (fullwidth bar), \342\226\201 is U+2581 (▁). */
 static const char *const EOG_TEXTS[] = {
 	"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
 	"<|eom_id|>", "<EOT>", "_<EOT>",
-	"<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
+	"<\357\275\234end\342\226\201of\342\226\201sentence\357\275\234>",
 };
 static const char *const FIM_TEXTS[] = {
-	"<|fim_prefix|>", "<fim-prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>",
-	"<PRE>", "\xe2\x96\x81<PRE>", "<|fim_suffix|>", "<fim-suffix>",
-	"<\xef\xbd\x9c" "fim\xe2\x96\x81hole\xef\xbd\x9c>", "<SUF>", "\xe2\x96\x81<SUF>",
-	"<|fim_middle|>", "<fim-middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>",
-	"<MID>", "\xe2\x96\x81<MID>", "<|fim_pad|>", "<fim-pad>", "<PAD>",
+	"<|fim_prefix|>", "<fim-prefix>", "<\357\275\234fim\342\226\201begin\357\275\234>",
+	"<PRE>", "\342\226\201<PRE>", "<|fim_suffix|>", "<fim-suffix>",
+	"<\357\275\234fim\342\226\201hole\357\275\234>", "<SUF>", "\342\226\201<SUF>",
+	"<|fim_middle|>", "<fim-middle>", "<\357\275\234fim\342\226\201end\357\275\234>",
+	"<MID>", "\342\226\201<MID>", "<|fim_pad|>", "<fim-pad>", "<PAD>",
 	"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<|file_sep|>",
 };
 

@@ -50,7 +50,7 @@ static void set_i32s(struct moe_meta *m, const char *key, const int32_t *x, size
 static struct moe_tokenizer *make_bpe(const char *pre)
 {
 	static const char *const tok[] = {
-		"a", "b", "\xc4\xa0", "ab", "\xc4\xa0" "a", "<|endoftext|>", "<tool>", "1", "12",
+		"a", "b", "\xc4\xa0", "ab", "\304\240a", "<|endoftext|>", "<tool>", "1", "12",
 		"\xc3\x83", "\xc2\xa9", "\xc4\x8a", "\xc4\x8a\xc4\x8a", "\xc4\xa0\xc4\xa0",
 	};
 	static const char *const merges[] = {
@@ -83,7 +83,7 @@ static struct moe_tokenizer *make_spm(void)
 	const char *tok[3 + 256 + 5] = { "<unk>", "<s>", "</s>" };
 	int32_t type[3 + 256 + 5] = { 2, 3, 3 };
 	static const char *const pieces[] = {
-		"\xe2\x96\x81", "a", "\xe2\x96\x81" "a", "<tool>", "\xe2\x96\x81\xe2\x96\x81",
+		"\xe2\x96\x81", "a", "\342\226\201a", "<tool>", "\xe2\x96\x81\xe2\x96\x81",
 	};
 	struct moe_tokenizer *t = NULL;
 	struct moe_meta *m;
