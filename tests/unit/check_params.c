@@ -232,6 +232,36 @@ START_TEST(granite_by_hand)
 }
 END_TEST
 
+/* Phi-3.5-MoE (no config in ../shared): Microsoft's model card gives
+ * 41.9B total, 6.6B active; biased attention and head, LayerNorm. */
+START_TEST(phimoe_published)
+{
+	json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b,s:b}",
+		"model_type", "phimoe", "hidden_size", 4096, "num_hidden_layers", 32,
+		"num_attention_heads", 32, "num_key_value_heads", 8, "intermediate_size", 6400,
+		"num_local_experts", 16, "num_experts_per_tok", 2, "vocab_size", 32064,
+		"attention_bias", 1, "lm_head_bias", 1);
+	const struct published total = { "phimoe", 0, ALL, 41.9, 0.1, ROUND },
+		active = { "phimoe", 1, ALL, 6.6, 0.1, ROUND };
+	struct moe_arch a;
+	struct moe_params p;
+	struct moe_error e = { 0 };
+
+	moe_arch_init(&a);
+	moe_params_init(&p);
+	ck_assert_int_eq(moe_arch_from_config(&a, j), 0);
+	ck_assert_int_eq(moe_params_from_arch(&p, &a, &e), 0);
+	ck_assert_msg(agrees(p.total / 1e9, &total), "total %.3fB", p.total / 1e9);
+	ck_assert_msg(agrees(p.active / 1e9, &active), "active %.3fB", p.active / 1e9);
+	/* LayerNorm: weight and bias, two per layer and the final one */
+	ck_assert_uint_eq(p.comp[MOE_COMP_NORM], (32 * 2 + 1) * 2 * 4096);
+	ck_assert_uint_eq(p.comp[MOE_COMP_HEAD], 32064ull * 4096 + 32064);
+	moe_params_release(&p);
+	moe_arch_release(&a);
+	json_decref(j);
+}
+END_TEST
+
 /* ../shared/ref/models: README section 1 totals / actives per model. */
 static const struct {
 	const char *stem;
@@ -450,6 +480,7 @@ int main(void)
 	tcase_add_test(tc, examples_match_published);
 	tcase_add_test(tc, shared_configs_match_published);
 	tcase_add_test(tc, granite_by_hand);
+	tcase_add_test(tc, phimoe_published);
 	tcase_add_test(tc, tiny_gguf_models);
 	tcase_add_test(tc, tensor_accounting_details);
 	tcase_add_test(tc, bytes_kv_and_bounds);
