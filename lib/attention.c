@@ -95,7 +95,12 @@ static void project_gqa(struct moe_infer *s, const struct moe_model_layer *L,
 	for (uint32_t t = 0; t < n; t++) {
 		float *q = s->q + (size_t)t * nq, *k = s->k + (size_t)t * s->k_row;
 
-		if (L->q_norm) {   /* olmoe: over the whole projection */
+		if (L->q_norm && hp->qk_norm_per_head) {   /* qwen3moe */
+			for (uint32_t hh = 0; hh < hp->n_head; hh++)
+				moe_rmsnorm(q + hh * hp->head_k, q + hh * hp->head_k, L->q_norm, hp->head_k, hp->eps);
+			for (uint32_t hh = 0; hh < hp->n_head_kv; hh++)
+				moe_rmsnorm(k + hh * hp->head_k, k + hh * hp->head_k, L->k_norm, hp->head_k, hp->eps);
+		} else if (L->q_norm) {   /* olmoe: over the whole projection */
 			moe_rmsnorm(q, q, L->q_norm, nq, hp->eps);
 			moe_rmsnorm(k, k, L->k_norm, (uint32_t)s->k_row, hp->eps);
 		}

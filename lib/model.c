@@ -20,7 +20,7 @@ static const struct {
 	const char *name;
 	enum moe_family fam;
 } FAMILIES[] = {
-	{ "llama", MOE_FAM_LLAMA }, { "qwen2moe", MOE_FAM_QWEN2MOE },
+	{ "llama", MOE_FAM_LLAMA }, { "qwen2moe", MOE_FAM_QWEN2MOE }, { "qwen3moe", MOE_FAM_QWEN3MOE },
 	{ "olmoe", MOE_FAM_OLMOE }, { "granitemoe", MOE_FAM_GRANITEMOE },
 	{ "deepseek", MOE_FAM_DEEPSEEK }, { "deepseek2", MOE_FAM_DEEPSEEK2 },
 };
@@ -245,7 +245,7 @@ static int read_hparams(struct moe_model *m)
 			hp->family = FAMILIES[i].fam;
 	if (hp->family == 0)
 		return moe_error_set(&m->err, MOE_EUNSUP,
-			"architecture '%s' not supported (llama, qwen2moe, olmoe, granitemoe, deepseek, deepseek2)", arch);
+			"architecture '%s' not supported (llama, qwen2moe, qwen3moe, olmoe, granitemoe, deepseek, deepseek2)", arch);
 	if ((rc = key_u32(m, "block_count", &hp->n_layer, 1)) ||
 	    (rc = key_u32(m, "embedding_length", &hp->n_embd, 1)) ||
 	    (rc = key_u32(m, "attention.head_count", &hp->n_head, 1)) ||
@@ -305,6 +305,11 @@ static int read_hparams(struct moe_model *m)
 		hp->rope_neox = 1;
 		if ((rc = key_u32(m, "expert_shared_feed_forward_length", &hp->n_ff_shexp, 0)))
 			return rc;
+		break;
+	case MOE_FAM_QWEN3MOE:   /* llama.cpp always renormalises qwen3moe's top-k */
+		hp->rope_neox = 1;
+		hp->norm_topk = 1;
+		hp->qk_norm_per_head = 1;
 		break;
 	case MOE_FAM_OLMOE:
 		hp->rope_neox = 1;
@@ -412,6 +417,10 @@ static int load_attention(struct moe_model *m, struct moe_model_layer *L, int il
 		if (hp->family == MOE_FAM_OLMOE &&
 		    ((rc = get_vec(m, &L->q_norm, il, "attn_q_norm.weight", nq, 1)) ||
 		     (rc = get_vec(m, &L->k_norm, il, "attn_k_norm.weight", nk, 1))))
+			return rc;
+		if (hp->family == MOE_FAM_QWEN3MOE &&
+		    ((rc = get_vec(m, &L->q_norm, il, "attn_q_norm.weight", hp->head_k, 1)) ||
+		     (rc = get_vec(m, &L->k_norm, il, "attn_k_norm.weight", hp->head_k, 1))))
 			return rc;
 	}
 	return get_mat(m, &L->wo, il, "attn_output.weight", 0, d, hp->n_head * hp->head_v, 1);

@@ -12,7 +12,7 @@
 /*
  * moe_model_open() opens a checkpoint, reads the hyperparameters of one of
  * the families llama.cpp runs (llama with experts = Mixtral, qwen2moe,
- * olmoe, granitemoe, deepseek, deepseek2) from its GGUF metadata, and
+ * qwen3moe, olmoe, granitemoe, deepseek, deepseek2) from its GGUF metadata, and
  * points every weight at the mapped file: nothing is copied except 1-D
  * vectors stored in a narrow float type, which are widened to F32 once.
  * The model owns its checkpoint; every pointer it hands out lives until
@@ -23,6 +23,7 @@
 enum moe_family {
 	MOE_FAM_LLAMA = 1,   /* Mixtral layout */
 	MOE_FAM_QWEN2MOE,
+	MOE_FAM_QWEN3MOE,
 	MOE_FAM_OLMOE,
 	MOE_FAM_GRANITEMOE,
 	MOE_FAM_DEEPSEEK,    /* DeepSeekMoE v1 */
@@ -53,6 +54,7 @@ struct moe_hparams {
 	/* RoPE */
 	uint32_t n_rot;              /* rotated dims per head */
 	int rope_neox;               /* pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
+	int qk_norm_per_head;        /* q/k RMSNorm per head (qwen3moe), else over the whole projection (olmoe) */
 	float rope_base, freq_scale, ext_factor, attn_factor;
 	float beta_fast, beta_slow;
 	uint32_t n_ctx_orig;         /* YaRN original context */
@@ -78,7 +80,7 @@ struct moe_model_layer {
 	struct moe_mat wq;           /* (n_head*head_k, n_embd); MLA lite */
 	struct moe_mat wk, wv;       /* (n_head_kv*head_k|v, n_embd) */
 	const float *bq, *bk, *bv;   /* qwen2moe biases */
-	const float *q_norm, *k_norm;/* olmoe, over the whole projection */
+	const float *q_norm, *k_norm;/* olmoe: (n_head*head_k), qwen3moe: (head_k) */
 	struct moe_mat wq_a;         /* (q_lora, n_embd) */
 	const float *q_a_norm;       /* (q_lora) */
 	struct moe_mat wq_b;         /* (n_head*head_k, q_lora) */
