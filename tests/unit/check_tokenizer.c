@@ -49,7 +49,7 @@ static const char *const SPM_PIECES[] = {
 };
 static const float SPM_SCORES[] = { -1, -2, -2, -2, -3, -4, -5, -6, -7, 0 };
 
-static struct moe_tokenizer *spm_tokenizer(void)
+static struct moe_tokenizer *spm_tokenizer_named(const char *name)
 {
 	size_t n = 3 + 256 + sizeof SPM_PIECES / sizeof SPM_PIECES[0];
 	const char **tok = calloc(n, sizeof *tok);
@@ -79,6 +79,8 @@ static struct moe_tokenizer *spm_tokenizer(void)
 	set_num_arr(m, "tokenizer.ggml.scores", MOE_V_F32, score, n);
 	set_num_arr(m, "tokenizer.ggml.token_type", MOE_V_I32, type, n);
 	ck_assert_int_eq(moe_meta_set_bool(m, "tokenizer.ggml.add_bos_token", 1), 0);
+	if (name != NULL)
+		ck_assert_int_eq(moe_meta_set_str(m, "general.name", name), 0);
 	ck_assert_int_eq(moe_tokenizer_new_from_meta(&t, m), 0);
 	moe_meta_free(m);
 	free(tok);
@@ -86,6 +88,11 @@ static struct moe_tokenizer *spm_tokenizer(void)
 	free(score);
 	free(type);
 	return t;
+}
+
+static struct moe_tokenizer *spm_tokenizer(void)
+{
+	return spm_tokenizer_named(NULL);
 }
 
 #define ID(x) (259 + (x))  /* index into SPM_PIECES */
@@ -178,6 +185,28 @@ static void round_trip(struct moe_tokenizer *t, const char *s, const char *want)
 	ck_assert_uint_eq(o, strlen(want));
 	ck_assert(memcmp(out, want, o) == 0);
 }
+
+/* llama.cpp strips spaces after special tokens of Phi-3 models only. */
+START_TEST(spm_phi3_rstrip)
+{
+	struct moe_tokenizer *t = spm_tokenizer();
+	int32_t ids[16];
+	size_t n;
+
+	n = enc(t, "a<tool> a", 9, 0, 0, ids, 16);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_int_eq(ids[2], ID(0));
+	ck_assert_int_eq(ids[3], ID(4));
+	moe_tokenizer_free(t);
+	t = spm_tokenizer_named("Phi-3 mini");
+	n = enc(t, "a<tool> a", 9, 0, 0, ids, 16);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(ids[0], ID(4));
+	ck_assert_int_eq(ids[1], ID(9));
+	ck_assert_int_eq(ids[2], ID(4));
+	moe_tokenizer_free(t);
+}
+END_TEST
 
 START_TEST(spm_decode)
 {
@@ -703,6 +732,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, spm_merges_by_score);
 	tcase_add_test(tc, spm_byte_fallback_and_specials);
+	tcase_add_test(tc, spm_phi3_rstrip);
 	tcase_add_test(tc, spm_decode);
 	tcase_add_test(tc, encode_cap);
 	tcase_add_test(tc, bpe_merge_priority);
