@@ -82,6 +82,42 @@ test_expect_success "--timings reports load, prompt and decode speed" "
 	grep -q 'MB of weights per token' tm
 "
 
+cat >v3.json <<'JSON'
+{"model_type": "deepseek_v3", "hidden_size": 64, "intermediate_size": 128, "moe_intermediate_size": 32,
+ "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 4, "n_routed_experts": 16,
+ "n_shared_experts": 1, "num_experts_per_tok": 4, "n_group": 4, "topk_group": 2,
+ "first_k_dense_replace": 1, "q_lora_rank": 32, "kv_lora_rank": 32, "qk_nope_head_dim": 16,
+ "qk_rope_head_dim": 8, "v_head_dim": 16, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid",
+ "topk_method": "noaux_tc", "norm_topk_prob": true, "vocab_size": 128,
+ "max_position_embeddings": 512, "rms_norm_eps": 1e-6, "rope_theta": 10000.0}
+JSON
+cat >q3.json <<'JSON'
+{"model_type": "qwen3_moe", "hidden_size": 64, "intermediate_size": 128, "moe_intermediate_size": 32,
+ "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32,
+ "num_experts": 8, "num_experts_per_tok": 2, "norm_topk_prob": true, "vocab_size": 128,
+ "max_position_embeddings": 512, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0}
+JSON
+
+test_expect_success "deepseek-v3 layout: MLA, sigmoid routing limited to 2 of 4 expert groups" "
+	moe-convert --init v3.json -f gguf -o v3.gguf &&
+	moe-run --tokens --temp 0 -n 6 --trace v3.jsonl -f ids v3.gguf >v3a &&
+	moe-run --tokens --temp 0 -n 6 -b 1 -f ids v3.gguf >v3b &&
+	test_cmp v3a v3b &&
+	grep -q '\"gating\":\"sigmoid\"' v3.jsonl &&
+	sed -n 's/.*\"experts\":\[\(\[[^]]*\]\(,\[[^]]*\]\)*\)\].*/\1/p' v3.jsonl | tr -d '[' |
+		tr ']' '\n' | sed 's/^,//' | awk -F, 'NF { delete g; n = 0
+			for (i = 1; i <= NF; i++) if (!((\$i - \$i % 4) in g)) { g[\$i - \$i % 4] = 1; n++ }
+			if (n > 2) bad = 1; rows++ }
+			END { exit bad || rows != 28 }'
+"
+
+test_expect_success "qwen3moe layout: per-head q/k norms; batch and one by one agree" "
+	moe-convert --init q3.json -f gguf -o q3.gguf &&
+	moe-run --tokens -n 0 --logits q3a -f ids q3.gguf &&
+	moe-run --tokens -n 0 -b 1 --logits q3b -f ids q3.gguf &&
+	cmp q3a q3b
+"
+
 test_expect_success "bad model file: one line, exit 1" "
 	echo 'not a model' >junk.gguf &&
 	test_fails 1 moe-run --tokens -p 1 junk.gguf
