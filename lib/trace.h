@@ -15,6 +15,13 @@
  * returned by a reader stay owned by it and are valid until the next read
  * (tokens) or moe_trace_reader_free() (header). Writers copy nothing from
  * the caller's header after moe_trace_writer_new() returns.
+ *
+ * Writing, as an inference engine does per token:
+ *   moe_output_open(&o, "run.bin", 0);
+ *   moe_trace_writer_new(&w, o, MOE_TRACE_BIN, &h);
+ *   per token: fill t.experts and t.weights (n_moe x k), moe_trace_write(w, &t);
+ *   moe_output_commit(o);   the trace is complete only after this
+ *   moe_trace_writer_free(w); moe_output_free(o);
  */
 
 #define MOE_TRACE_VERSION 1
