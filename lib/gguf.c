@@ -40,7 +40,10 @@
 /* Caps for counts when the input size is unknown (and on top of the
  * size check when it is known). Real files stay far below them. */
 #define MAX_TENSORS (1u << 24)
-#define MAX_KV (1u << 16)
+/* Real files have a few dozen keys; moe_meta finds keys by a linear scan,
+ * so loading n keys costs n^2 / 2 comparisons: 8192 keys stay well under a
+ * second, 65536 would take many. */
+#define MAX_KV (1u << 13)
 #define MAX_KEY_BYTES (1u << 16)
 #define MAX_NAME_BYTES 4096
 #define MAX_STR_BYTES (1u << 28)
