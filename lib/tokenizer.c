@@ -356,12 +356,9 @@ static void set_attr(struct moe_tokenizer *t, const char *text, uint16_t a, int 
 		t->tok[id].attr = on ? t->tok[id].attr | a : t->tok[id].attr & ~a;
 }
 
-/* Byte tokens, text-detected control tokens, the special-token list and the
- * per-model strip rules, in llama.cpp's order. name is general.name. */
-static int finish(struct moe_tokenizer *t, const char *name, const char *pre)
+/* Hash tables, longest token, byte tokens. */
+static int index_vocab(struct moe_tokenizer *t)
 {
-	char lname[128] = "";
-
 	t->tmap_cap = table_cap(t->n_tok);
 	if ((t->tmap = calloc(t->tmap_cap, sizeof *t->tmap)) == NULL)
 		return MOE_ENOMEM;
@@ -377,21 +374,33 @@ static int finish(struct moe_tokenizer *t, const char *name, const char *pre)
 		char one = (char)b;
 		int32_t id = find_token(t, hex, 6);
 
+		/* llama.cpp falls back to the byte itself as a token */
 		t->byte_tok[b] = id >= 0 ? id : find_token(t, &one, 1);
 	}
-	mark_texts(t, EOG_TEXTS, sizeof EOG_TEXTS / sizeof EOG_TEXTS[0], A_EOG);
-	mark_texts(t, FIM_TEXTS, sizeof FIM_TEXTS / sizeof FIM_TEXTS[0], 0);
-	if (t->eos >= 0)
-		t->tok[t->eos].attr |= A_EOG;
+	return 0;
+}
+
+/* Candidates for the special-token split, longest first. */
+static int list_specials(struct moe_tokenizer *t)
+{
+	const uint16_t special = A_CONTROL | A_USER | A_UNKNOWN;
+
 	for (size_t i = 0; i < t->n_tok; i++)
-		t->n_special += (t->tok[i].attr & (A_CONTROL | A_USER | A_UNKNOWN)) != 0;
+		t->n_special += (t->tok[i].attr & special) != 0;
 	if ((t->special = malloc((t->n_special + 1) * sizeof *t->special)) == NULL)
 		return MOE_ENOMEM;
 	t->n_special = 0;
 	for (size_t i = 0; i < t->n_tok; i++)
-		if (t->tok[i].attr & (A_CONTROL | A_USER | A_UNKNOWN))
+		if (t->tok[i].attr & special)
 			t->special[t->n_special++] = (int32_t)i;
 	qsort_r(t->special, t->n_special, sizeof *t->special, cmp_special, t);
+	return 0;
+}
+
+/* llama.cpp's per-model strip rules (by general.name and pre-tokenizer). */
+static void strip_rules(struct moe_tokenizer *t, const char *name, const char *pre)
+{
+	char lname[128] = "";
 
 	for (size_t i = 0; name && name[i] && i + 1 < sizeof lname; i++)
 		lname[i] = (char)tolower((unsigned char)name[i]), lname[i + 1] = '\0';
@@ -406,6 +415,22 @@ static int finish(struct moe_tokenizer *t, const char *name, const char *pre)
 		set_attr(t, "<s>", A_RSTRIP, 0);
 		set_attr(t, "<|endoftext|>", A_RSTRIP, 0);
 	}
+}
+
+/* Everything after the tokens are read, in llama.cpp's order. */
+static int finish(struct moe_tokenizer *t, const char *name, const char *pre)
+{
+	int rc;
+
+	if ((rc = index_vocab(t)) != 0)
+		return rc;
+	mark_texts(t, EOG_TEXTS, sizeof EOG_TEXTS / sizeof EOG_TEXTS[0], A_EOG);
+	mark_texts(t, FIM_TEXTS, sizeof FIM_TEXTS / sizeof FIM_TEXTS[0], 0);
+	if (t->eos >= 0)
+		t->tok[t->eos].attr |= A_EOG;
+	if ((rc = list_specials(t)) != 0)
+		return rc;
+	strip_rules(t, name, pre);
 	return 0;
 }
 
@@ -474,17 +499,14 @@ static void meta_bool(const struct moe_meta *m, const char *key, int *b)
 		*b = v;
 }
 
-static int load_meta(struct moe_tokenizer *t, const struct moe_meta *m)
+/* tokenizer.ggml.model and .pre: the algorithm and llama.cpp's defaults. */
+static int meta_model(struct moe_tokenizer *t, const struct moe_meta *m, const char **pre,
+	struct moe_pre_info *info)
 {
-	const char *model = NULL, *pre = "default", *name = NULL;
-	const struct moe_value *toks, *scores, *types, *merges;
-	struct moe_pre_info info = { 0 };
-	char err[256];
-	int rc;
+	const char *model = NULL;
 
 	if (moe_meta_get_str(m, "tokenizer.ggml.model", &model) != 0)
 		return fail(t, MOE_ENOENT, "no tokenizer: '%s' missing", "tokenizer.ggml.model");
-	moe_meta_get_str(m, "general.name", &name);
 	if (strcmp(model, "llama") == 0) {
 		t->kind = K_SPM;
 		t->escape_ws = t->add_space_prefix = t->byte_fallback = 1;
@@ -492,29 +514,39 @@ static int load_meta(struct moe_tokenizer *t, const struct moe_meta *m)
 		t->bos = 1;
 		t->eos = 2;
 		t->unk = 0;
-	} else if (strcmp(model, "gpt2") == 0) {
-		t->kind = K_BPE;
-		t->byte_level = 1;
-		t->bos = t->eos = 11;
-		if (moe_meta_get_str(m, "tokenizer.ggml.pre", &pre) != 0)
-			pre = "default";
-		if (moe_pretok_lookup(pre, &info) != 0)
-			return fail(t, MOE_EUNSUP, "unknown pre-tokenizer '%s'", pre);
-		t->ignore_merges = !!(info.flags & MOE_PRE_IGNORE_MERGES);
-		t->add_bos = !!(info.flags & MOE_PRE_ADD_BOS);
-	} else {
-		return fail(t, MOE_EUNSUP, "tokenizer model '%s' is not supported", model);
+		return 0;
 	}
+	if (strcmp(model, "gpt2") != 0)
+		return fail(t, MOE_EUNSUP, "tokenizer model '%s' is not supported", model);
+	t->kind = K_BPE;
+	t->byte_level = 1;
+	t->bos = t->eos = 11;
+	if (moe_meta_get_str(m, "tokenizer.ggml.pre", pre) != 0)
+		*pre = "default";
+	if (moe_pretok_lookup(*pre, info) != 0)
+		return fail(t, MOE_EUNSUP, "unknown pre-tokenizer '%s'", *pre);
+	t->ignore_merges = !!(info->flags & MOE_PRE_IGNORE_MERGES);
+	t->add_bos = !!(info->flags & MOE_PRE_ADD_BOS);
+	if (info->flags & MOE_PRE_NO_BOS)
+		t->bos = -1;
+	return 0;
+}
+
+/* tokens, scores, token_type. */
+static int meta_tokens(struct moe_tokenizer *t, const struct moe_meta *m)
+{
+	const struct moe_value *toks, *scores, *types;
+	int rc;
+
 	if ((rc = get_arr(t, m, "tokenizer.ggml.tokens", MOE_V_STR, 0, &toks)) != 0)
 		return rc;
 	if (toks == NULL)
 		return fail(t, MOE_ENOENT, "no tokenizer: '%s' missing", "tokenizer.ggml.tokens");
 	if ((rc = alloc_tokens(t, toks->v.arr.n)) != 0 ||
 	    (rc = get_arr(t, m, "tokenizer.ggml.scores", MOE_V_F32, t->n_tok, &scores)) != 0 ||
-	    (rc = get_arr(t, m, "tokenizer.ggml.token_type", MOE_V_COUNT, t->n_tok, &types)) != 0 ||
-	    (rc = get_arr(t, m, "tokenizer.ggml.merges", MOE_V_STR, 0, &merges)) != 0)
+	    (rc = get_arr(t, m, "tokenizer.ggml.token_type", MOE_V_COUNT, t->n_tok, &types)) != 0)
 		return rc;
-	if (types && (types->v.arr.type == MOE_V_STR || types->v.arr.type == MOE_V_ARR ||
+	if (types && (moe_vtype_size(types->v.arr.type) == 0 ||
 	    types->v.arr.type == MOE_V_F32 || types->v.arr.type == MOE_V_F64 ||
 	    types->v.arr.type == MOE_V_BOOL))
 		return fail(t, MOE_EFORMAT, "'%s' has the wrong type", "tokenizer.ggml.token_type");
@@ -528,20 +560,33 @@ static int load_meta(struct moe_tokenizer *t, const struct moe_meta *m)
 		if (types)
 			t->tok[i].attr = type_to_attr(arr_int(types, i));
 	}
-	if (merges && t->kind == K_BPE) {
-		if (merges->v.arr.n > MAX_MERGES)
-			return fail(t, MOE_ERANGE, "too many merges in '%s'", "tokenizer.ggml.merges");
-		if ((t->merges = calloc(merges->v.arr.n + 1, sizeof *t->merges)) == NULL)
-			return MOE_ENOMEM;
-		for (size_t i = 0; i < merges->v.arr.n; i++) {
-			const struct moe_str *s = &((const struct moe_str *)merges->v.arr.data)[i];
+	return 0;
+}
 
-			if ((rc = add_merge_line(t, s->s, s->len)) != 0)
-				return rc;
-		}
+static int meta_merges(struct moe_tokenizer *t, const struct moe_meta *m)
+{
+	const struct moe_value *merges;
+	int rc;
+
+	if ((rc = get_arr(t, m, "tokenizer.ggml.merges", MOE_V_STR, 0, &merges)) != 0 ||
+	    merges == NULL)
+		return rc;
+	if (merges->v.arr.n > MAX_MERGES)
+		return fail(t, MOE_ERANGE, "too many merges in '%s'", "tokenizer.ggml.merges");
+	if ((t->merges = calloc(merges->v.arr.n + 1, sizeof *t->merges)) == NULL)
+		return MOE_ENOMEM;
+	for (size_t i = 0; i < merges->v.arr.n; i++) {
+		const struct moe_str *s = &((const struct moe_str *)merges->v.arr.data)[i];
+
+		if ((rc = add_merge_line(t, s->s, s->len)) != 0)
+			return rc;
 	}
-	if (info.flags & MOE_PRE_NO_BOS)
-		t->bos = -1;
+	return 0;
+}
+
+/* Special ids (ignored when out of range, as llama.cpp does) and flags. */
+static void meta_specials(struct moe_tokenizer *t, const struct moe_meta *m)
+{
 	meta_id(t, m, "tokenizer.ggml.bos_token_id", &t->bos);
 	meta_id(t, m, "tokenizer.ggml.eos_token_id", &t->eos);
 	meta_id(t, m, "tokenizer.ggml.unknown_token_id", &t->unk);
@@ -555,12 +600,24 @@ static int load_meta(struct moe_tokenizer *t, const struct moe_meta *m)
 	meta_bool(m, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix);
 	meta_bool(m, "tokenizer.ggml.add_bos_token", &t->add_bos);
 	meta_bool(m, "tokenizer.ggml.add_eos_token", &t->add_eos);
-	if (t->kind == K_BPE) {
-		rc = moe_pretok_new(&t->pre, info.regex, info.n_regex, 1, err, sizeof err);
-		if (rc != 0)
-			return fail(t, rc, "%s", err);
-	}
-	return finish(t, name, t->kind == K_BPE ? pre : NULL);
+}
+
+static int load_meta(struct moe_tokenizer *t, const struct moe_meta *m)
+{
+	const char *pre = NULL, *name = NULL;
+	struct moe_pre_info info = { 0 };
+	char err[256];
+	int rc;
+
+	if ((rc = meta_model(t, m, &pre, &info)) != 0 || (rc = meta_tokens(t, m)) != 0 ||
+	    (t->kind == K_BPE && (rc = meta_merges(t, m)) != 0))
+		return rc;
+	meta_specials(t, m);
+	if (t->kind == K_BPE &&
+	    (rc = moe_pretok_new(&t->pre, info.regex, info.n_regex, 1, err, sizeof err)) != 0)
+		return fail(t, rc, "%s", err);
+	moe_meta_get_str(m, "general.name", &name);
+	return finish(t, name, pre);
 }
 
 int moe_tokenizer_new_from_meta(struct moe_tokenizer **out, const struct moe_meta *m)
@@ -821,6 +878,20 @@ static void hf_template(struct moe_tokenizer *t, json_t *pp)
 	}
 }
 
+/* Unigram: the unknown piece's text, and the score of an unknown
+ * character (lowest piece score minus 10, as Hugging Face does). */
+static const char *unigram_unk(struct moe_tokenizer *t, json_t *unk_id)
+{
+	for (size_t i = 0; i < t->n_tok; i++)
+		if (i == 0 || t->tok[i].score < t->unk_score)
+			t->unk_score = t->tok[i].score;
+	t->unk_score -= 10;
+	if (json_is_integer(unk_id) && json_integer_value(unk_id) >= 0 &&
+	    (uint64_t)json_integer_value(unk_id) < t->n_tok)
+		return t->tok[json_integer_value(unk_id)].text;
+	return NULL;
+}
+
 static int load_hf(struct moe_tokenizer *t, json_t *j)
 {
 	json_t *model = json_object_get(j, "model");
@@ -859,18 +930,8 @@ static int load_hf(struct moe_tokenizer *t, json_t *j)
 	if ((rc = hf_vocab(t, json_object_get(model, "vocab"), json_object_get(j, "added_tokens"))) != 0 ||
 	    (t->kind == K_BPE && (rc = hf_merges(t, json_object_get(model, "merges"))) != 0))
 		return rc;
-	if (t->kind == K_UGM) {
-		json_t *uid = json_object_get(model, "unk_id");
-
-		t->unk_score = 0;
-		for (size_t i = 0; i < t->n_tok; i++)
-			if (i == 0 || t->tok[i].score < t->unk_score)
-				t->unk_score = t->tok[i].score;
-		t->unk_score -= 10;
-		if (json_is_integer(uid) && json_integer_value(uid) >= 0 &&
-		    (uint64_t)json_integer_value(uid) < t->n_tok)
-			unk = t->tok[json_integer_value(uid)].text;
-	}
+	if (t->kind == K_UGM)
+		unk = unigram_unk(t, json_object_get(model, "unk_id"));
 	if (t->byte_level) {
 		rc = moe_pretok_new(&t->pre, pre.regex, pre.n, 1, err, sizeof err);
 		if (rc != 0)
