@@ -8,6 +8,18 @@ D=$BENCH_TMP/route
 mkdir -p "$D" || exit 1
 
 now() { date +%s.%N; }
+# CPU seconds (user + system) of finished children, from the file `times` wrote.
+cpu() { awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$1"; }
+# run LABEL DECISIONS CMD...: wall-clock and CPU rate of one command.
+run() {
+	label=$1 n=$2
+	shift 2
+	times >"$D/times0"; t0=$(now)
+	"$@" >/dev/null || exit 1
+	t1=$(now); times >"$D/times1"
+	c0=$(cpu "$D/times0") c1=$(cpu "$D/times1")
+	echo "$label: $(rate "$n" "$t0" "$t1") M decisions/s wall ($(secs "$t0" "$t1")s), $(rate "$n" "$c0" "$c1") M decisions per CPU-second"
+}
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.1f", n / (b - a) / 1e6 }'; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
@@ -24,14 +36,12 @@ t0=$(now); cat "$D/big.bin" >/dev/null; t1=$(now)
 base=$(secs "$t0" "$t1")
 echo "baseline cat of the binary trace: ${base}s"
 
-t0=$(now); moe-route-stats --no-cache "$D/big.bin" >/dev/null || exit 1; t1=$(now)
-echo "binary, all statistics but the cache: $(rate $decisions "$t0" "$t1") M decisions/s ($(secs "$t0" "$t1")s, $(awk -v a="$(secs "$t0" "$t1")" -v b="$base" 'BEGIN { printf "%.1f", a / b }')x cat)"
-t0=$(now); moe-route-stats "$D/big.bin" >/dev/null || exit 1; t1=$(now)
-echo "binary, all statistics with LRU/LFU/OPT cache simulation: $(rate $decisions "$t0" "$t1") M decisions/s ($(secs "$t0" "$t1")s)"
-t0=$(now); moe-route-stats --no-cache "$D/small.jsonl" >/dev/null || exit 1; t1=$(now)
-echo "JSON Lines ($JSONL_TOKENS tokens), all statistics but the cache: $(rate $jdecisions "$t0" "$t1") M decisions/s"
-t0=$(now); moe-route-stats --to bin -o "$D/conv.bin" "$D/small.jsonl" || exit 1; t1=$(now)
-echo "JSON Lines -> binary conversion: $(rate $jdecisions "$t0" "$t1") M decisions/s"
+run "binary, all statistics but the cache" $decisions moe-route-stats --no-cache "$D/big.bin"
+run "binary, all statistics with the LRU/LFU/OPT cache simulation" $decisions moe-route-stats "$D/big.bin"
+run "JSON Lines ($JSONL_TOKENS tokens), all statistics but the cache" $jdecisions moe-route-stats --no-cache "$D/small.jsonl"
+run "JSON Lines -> binary conversion" $jdecisions moe-route-stats --to bin -o "$D/conv.bin" "$D/small.jsonl"
+run "binary -> JSON Lines conversion" $jdecisions moe-route-stats --to jsonl -o "$D/conv.jsonl" "$D/conv.bin"
+echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 
 bin_size=$(wc -c <"$D/big.bin")
 hdr=$((bin_size - TOKENS * (12 + LAYERS * TOPK * 6)))

@@ -527,16 +527,15 @@ static void sb_str(struct sbuf *b, const char *s)
 	sb_put(b, s, strlen(s));
 }
 
-/* Shortest decimal that reads back as the same float. */
+/* A short decimal that reads back as the same float. */
 static void sb_float(struct sbuf *b, float f)
 {
 	char s[32];
 
-	for (int prec = 6; prec <= 9; prec++) {
-		snprintf(s, sizeof s, "%.*g", prec, (double)f);
-		if (strtof(s, NULL) == f)
-			break;
-	}
+	/* 6 digits reads well for round gate values; 9 always round-trips */
+	snprintf(s, sizeof s, "%.6g", (double)f);
+	if (strtof(s, NULL) != f)
+		snprintf(s, sizeof s, "%.9g", (double)f);
 	sb_str(b, s);
 }
 

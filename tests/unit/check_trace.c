@@ -96,8 +96,8 @@ static void check_tokens(const char *buf, size_t n, enum moe_trace_format fmt, u
 		ck_assert_uint_eq(t->pos, (uint32_t)i);
 		ck_assert_int_eq(t->token, i == 1 ? -1 : 100 + i);
 		ck_assert_mem_eq(t->experts, ex[i], sizeof ex[i]);
-		/* bit-exact floats: the JSON writer prints the shortest
-		 * decimal that reads back as the same float */
+		/* bit-exact floats: the JSON writer prints 6 digits when
+		 * they read back as the same float, else 9 */
 		ck_assert_mem_eq(t->weights, wt[i], sizeof wt[i]);
 		if (flags & MOE_TRACE_PROBS)
 			ck_assert_mem_eq(t->probs, pr[i], sizeof pr[i]);
