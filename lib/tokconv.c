@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_VOCAB (1u << 22)    /* token ids above this are refused */
+#define MAX_VOCAB (1u << 20)    /* token ids above this are refused (real vocabularies: < 300k) */
 
 enum { T_NORMAL = 1, T_UNKNOWN = 2, T_CONTROL = 3, T_USER = 4, T_UNUSED = 5, T_BYTE = 6 };
 
