@@ -65,7 +65,8 @@ struct arc {
 	struct cursor **cur;      /* loaded members */
 	size_t ncur, capcur;
 	struct moe_error err;     /* detail of a failed cursor read */
-	unsigned char rbuf[RBUF];
+	unsigned char rbuf[RBUF];     /* libarchive reads from here */
+	unsigned char scratch[RBUF];  /* skipped bytes land here */
 };
 
 static void arc_unref(struct arc *s)
@@ -213,7 +214,7 @@ static int position(struct cursor *c, uint64_t pos)
 	}
 	while (s->cur_pos < pos) {
 		uint64_t k = pos - s->cur_pos;
-		la_ssize_t r = archive_read_data(s->a, s->rbuf, k < RBUF ? (size_t)k : RBUF);
+		la_ssize_t r = archive_read_data(s->a, s->scratch, k < RBUF ? (size_t)k : RBUF);
 		if (r < 0)
 			return la_fail(&s->err, s->a, MOE_EFORMAT);
 		if (r == 0)
@@ -554,8 +555,8 @@ static int attach_source(struct moe_ckpt *ck, struct arc *s)
 	if (s->spool < 0)
 		return 0;
 	/* drain the pipe so the spool holds the whole archive */
-	while ((rc = (int)moe_input_read_some(s->in, s->rbuf, sizeof s->rbuf)) > 0)
-		if (write(s->spool, s->rbuf, (size_t)rc) != rc)
+	while ((rc = (int)moe_input_read_some(s->in, s->scratch, sizeof s->scratch)) > 0)
+		if (write(s->spool, s->scratch, (size_t)rc) != rc)
 			return moe_error_set(&ck->err, MOE_EIO,
 				"cannot spool the archive to $TMPDIR: %s", strerror(errno));
 	if (rc < 0)

@@ -75,7 +75,8 @@ struct torch_zip {
 	size_t first, nviews;
 	long cached;            /* storage held in cache, -1 none */
 	unsigned char *cache;   /* (st[cached].nbytes) */
-	unsigned char rbuf[RBUF];
+	unsigned char rbuf[RBUF];     /* libarchive reads from here */
+	unsigned char scratch[RBUF];  /* skipped bytes land here */
 };
 
 static int la_fail(struct moe_ckpt *ck, struct archive *a, int code)
@@ -488,7 +489,7 @@ static int next_member(struct moe_ckpt *ck, struct torch_zip *z, struct archive_
 static int skip_in_member(struct moe_ckpt *ck, struct torch_zip *z, uint64_t k)
 {
 	while (k > 0) {
-		la_ssize_t r = archive_read_data(z->a, z->rbuf, k < RBUF ? (size_t)k : RBUF);
+		la_ssize_t r = archive_read_data(z->a, z->scratch, k < RBUF ? (size_t)k : RBUF);
 		if (r < 0)
 			return la_fail(ck, z->a, MOE_EFORMAT);
 		if (r == 0)

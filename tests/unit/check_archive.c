@@ -294,6 +294,44 @@ START_TEST(sharded_safetensors_everywhere)
 }
 END_TEST
 
+/* A tensor far into a member, read first: the skip goes through a scratch
+ * buffer, never the one libarchive is reading from. */
+START_TEST(far_tensor_in_member)
+{
+	static unsigned char big[200000];
+	static const char hdr[] = "{\"big\":{\"dtype\":\"U8\",\"shape\":[200000],"
+		"\"data_offsets\":[0,200000]},\"small\":{\"dtype\":\"F32\",\"shape\":[2,3],"
+		"\"data_offsets\":[200000,200024]}}";
+	struct tz_buf st = { 0 }, arc;
+	size_t n = sizeof hdr - 1, pad = (8 - n % 8) % 8;
+
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (unsigned char)(i * 13 + (i >> 10));
+	tz_le(&st, n + pad, 8);
+	tz_put(&st, hdr, n);
+	tz_put(&st, "        ", pad);
+	tz_put(&st, big, sizeof big);
+	tz_put(&st, va, sizeof va);
+	for (int k = 0; k < 2; k++) {
+		struct member m[] = { { "m/model.safetensors", st.p, st.n } };
+		ck_assert(build(&arc, "tar", k ? "gzip" : NULL, NULL, m, 1));
+		for (int mode = 0; mode < M_COUNT; mode++) {
+			struct opened o;
+			const struct moe_tensor *t;
+			unsigned char b[300];
+			ck_assert_int_eq(open_mode(&o, &arc, (enum mode)mode, "far.tar"), 0);
+			expect(o.ck, "small", va, 6);
+			t = moe_ckpt_find(o.ck, "big");
+			ck_assert_int_eq(moe_ckpt_read(o.ck, t, 150001, b, sizeof b), 0);
+			ck_assert(memcmp(b, big + 150001, sizeof b) == 0);
+			close_mode(&o);
+		}
+		free(arc.p);
+	}
+	free(st.p);
+}
+END_TEST
+
 /* torch.save zips inside a tar: readable in storage order on any input. */
 START_TEST(torch_in_tar)
 {
@@ -439,6 +477,7 @@ int main(void)
 	setenv("TMPDIR", tmpdir, 1);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, sharded_safetensors_everywhere);
+	tcase_add_test(tc, far_tensor_in_member);
 	tcase_add_test(tc, torch_in_tar);
 	tcase_add_test(tc, config_only_and_empty);
 	tcase_add_test(tc, bad_archives);

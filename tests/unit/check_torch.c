@@ -231,6 +231,33 @@ START_TEST(pipe_refuses_going_back)
 }
 END_TEST
 
+/* A view deep inside a large storage: the reader skips most of it (through
+ * its own scratch buffer, never the one libarchive is reading from). */
+START_TEST(view_far_into_storage)
+{
+	static unsigned char big[200000];
+	struct tz_tensor t = { "tail", "ByteStorage", "0", sizeof big, 150001, 1, { 256 }, { 1 }, 0 };
+	struct tz_storage st = { "0", big, sizeof big };
+	struct tz_pickler pk;
+
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (unsigned char)(i * 7 + (i >> 9));
+	pk_begin(&pk, 2);
+	pk_state_dict(&pk, &t, 1);
+	pk_end(&pk);
+	for (int m = 0; m < M_COUNT; m++) {
+		struct tz_buf z = { 0 };
+		struct opened o;
+		tz_checkpoint(&z, "archive", &pk.b, &st, 1, 0, 0);
+		ck_assert_int_eq(open_mode(&o, &z, (enum mode)m), 0);
+		expect_values(o.ck, "tail", big + 150001, 256);
+		close_mode(&o);
+		free(z.p);
+	}
+	free(pk.b.p);
+}
+END_TEST
+
 /* Newer torch writes storages in numeric key order and says so in
  * .format_version; older torch in text order. A pipe must know which. */
 START_TEST(storage_member_order)
@@ -454,6 +481,7 @@ int main(void)
 	tcase_add_test(tc, round_trip_all_inputs);
 	tcase_add_test(tc, random_order_on_files);
 	tcase_add_test(tc, pipe_refuses_going_back);
+	tcase_add_test(tc, view_far_into_storage);
 	tcase_add_test(tc, storage_member_order);
 	tcase_add_test(tc, every_dtype);
 	tcase_add_test(tc, bad_files);
