@@ -334,7 +334,8 @@ uint64_t moe_params_bytes(const struct moe_params *p, enum moe_dtype dt, int whi
 
 		if (k == MOE_COMP_MTP || k == MOE_COMP_VISION)
 			continue;
-		if (k == MOE_COMP_EMBED && which == 2)
+		/* a lookup reads one row, but a tied head reads the whole table */
+		if (k == MOE_COMP_EMBED && which == 2 && p->comp[MOE_COMP_HEAD] != 0)
 			n = p->embed_row;
 		if ((k == MOE_COMP_NORM || k == MOE_COMP_ROUTER) && moe_dtype_is_quantized(dt))
 			use = MOE_DT_F32;

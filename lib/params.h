@@ -68,7 +68,8 @@ uint64_t moe_dtype_param_bytes(enum moe_dtype dt, uint64_t n);
 /* Weight bytes if matrices are stored as dt. For ggml block types norms
  * and routers stay F32 (as llama.cpp keeps them). which: 0 = total
  * (main model), 1 = active per token, 2 = read per decoded token (active,
- * but one embedding row instead of the whole table). */
+ * but one embedding row instead of the whole table unless the head is
+ * tied to it). */
 uint64_t moe_params_bytes(const struct moe_params *p, enum moe_dtype dt, int which);
 
 /* KV-cache bytes for a context of ctx tokens with elem_bytes per cached

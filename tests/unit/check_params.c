@@ -224,6 +224,8 @@ START_TEST(granite_by_hand)
 	ck_assert_uint_eq(p.n_moe_layers, 24);
 	ck_assert_uint_eq(p.top_k, 8);
 	ck_assert_uint_eq(p.n_layers, 24);
+	/* tied: the head reads the whole table on every token */
+	ck_assert_uint_eq(moe_params_bytes(&p, MOE_DT_BF16, 2), 2 * active);
 	ck_assert_uint_eq(p.layers[5].total, attn + norms + router + E * expert);
 	ck_assert_uint_eq(p.layers[5].active, attn + norms + router + k * expert);
 	moe_params_release(&p);
