@@ -88,7 +88,7 @@ install: all
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(B)/libmoe.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(B)/libmoe.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
-	install -m 644 $(filter-out lib/cli.h,$(wildcard lib/*.h)) $(DESTDIR)$(PREFIX)/include/moe/
+	install -m 644 $(filter-out lib/cli.h lib/%_impl.h,$(wildcard lib/*.h)) $(DESTDIR)$(PREFIX)/include/moe/
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5/
 	for t in $(TOOLS); do \
