@@ -326,6 +326,15 @@ int moe_arch_from_gguf(struct moe_arch *a, const struct moe_meta *meta,
 	for (i = 0; i < sizeof gguf_families / sizeof gguf_families[0]; i++)
 		if (strcmp(gguf_families[i].gguf, g.arch) == 0)
 			fam = gguf_families[i].family;
+	{
+		/* a "llama" GGUF is Mixtral only when it has experts */
+		char k[160];
+		uint64_t e = 0;
+
+		snprintf(k, sizeof k, "%s.expert_count", g.arch);
+		if (moe_meta_get_u64(meta, k, &e) != 0 || e == 0)
+			fam = NULL;
+	}
 	if ((rc = moe_arch_set_names(a, fam ? fam : g.arch, g.arch)) != 0)
 		goto fail;
 	if ((rc = gu(&g, "block_count", 0, &nl)) != 0 ||

@@ -339,6 +339,16 @@ START_TEST(gguf_metadata)
 	ck_assert_ptr_nonnull(strstr(moe_arch_errstr(&a), "general.architecture"));
 	ck_assert_int_eq(moe_arch_from_gguf(&a, NULL, NULL, 0), MOE_EFORMAT);
 	moe_meta_free(m);
+	/* a dense llama GGUF keeps its own name */
+	m = tiny_meta("llama");
+	moe_meta_remove(m, "llama.expert_count");
+	ck_assert_int_eq(moe_arch_from_gguf(&a, m, NULL, 0), 0);
+	ck_assert_str_eq(a.family, "llama");
+	ck_assert_int_eq(a.layers[2].ffn, MOE_FFN_DENSE);
+	moe_meta_set_u32(m, "llama.expert_count", 16);
+	ck_assert_int_eq(moe_arch_from_gguf(&a, m, NULL, 0), 0);
+	ck_assert_str_eq(a.family, "mixtral");
+	moe_meta_free(m);
 	moe_arch_release(&a);
 }
 END_TEST
