@@ -35,6 +35,11 @@
 typedef float v8f __attribute__((vector_size(32)));
 typedef uint16_t v8u16 __attribute__((vector_size(16)));
 typedef uint32_t v8u32 __attribute__((vector_size(32)));
+typedef int8_t v16i8 __attribute__((vector_size(16)));
+typedef uint8_t v16u8 __attribute__((vector_size(16)));
+typedef int16_t v16i16 __attribute__((vector_size(32)));
+typedef int16_t v8i16 __attribute__((vector_size(16)));
+typedef int32_t v8i32 __attribute__((vector_size(32)));
 
 struct job {
 	struct moe_infer *s;
@@ -144,13 +149,29 @@ static void run_float(void *ctx, int ith, int nth)
 	}
 }
 
-static int isum32(const int8_t *a, const int8_t *b)
+/* Sum of the 32 products of a weight block (two halves of 16 signed
+ * quants) and an activation block. Products of int8 values fit int16 in
+ * pairs (|w| <= 128, |y| <= 127 from the activation quantizer), so each
+ * half-sum of two products is exact in int16 before widening. */
+static inline int isum32(v16i8 w0, v16i8 w1, const uint8_t *y)
 {
-	int s = 0;
+	v16i8 y0, y1;
+	v16i16 p;
+	int16_t h[16];
+	v8i32 lo, hi, sum;
+	v8i16 a, b;
 
-	for (int k = 0; k < 32; k++)
-		s += a[k] * b[k];
-	return s;
+	memcpy(&y0, y, sizeof y0);
+	memcpy(&y1, y + 16, sizeof y1);
+	p = __builtin_convertvector(w0, v16i16) * __builtin_convertvector(y0, v16i16) +
+		__builtin_convertvector(w1, v16i16) * __builtin_convertvector(y1, v16i16);
+	memcpy(h, &p, sizeof h);
+	memcpy(&a, h, sizeof a);
+	memcpy(&b, h + 8, sizeof b);
+	lo = __builtin_convertvector(a, v8i32);
+	hi = __builtin_convertvector(b, v8i32);
+	sum = lo + hi;
+	return ((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7]));
 }
 
 /* Q4_0 / Q8_0 rows against nt Q8_0 activation rows (a_row bytes apart):
@@ -161,22 +182,25 @@ HOT static void dot_q8act(const struct moe_infer *s, enum moe_dtype dt, const ui
 	const float *tab = s->f16tab;
 	size_t wb = dt == MOE_DT_Q4_0 ? 18 : 34;
 	float acc[TB] = { 0 };
-	int8_t q[32];
 
 	for (uint32_t b = 0; b < n / 32; b++, row += wb) {
 		float dx = tab[row[0] | row[1] << 8];
+		v16i8 w0, w1;
 
-		if (dt == MOE_DT_Q4_0)
-			for (int k = 0; k < 16; k++) {
-				q[k] = (int8_t)((row[2 + k] & 0x0f) - 8);
-				q[k + 16] = (int8_t)((row[2 + k] >> 4) - 8);
-			}
-		else
-			memcpy(q, row + 2, 32);
+		if (dt == MOE_DT_Q4_0) {
+			v16u8 q;
+
+			memcpy(&q, row + 2, sizeof q);
+			w0 = (v16i8)(q & 0x0f) - 8;
+			w1 = (v16i8)(q >> 4) - 8;
+		} else {
+			memcpy(&w0, row + 2, sizeof w0);
+			memcpy(&w1, row + 18, sizeof w1);
+		}
 		for (uint32_t t = 0; t < nt; t++) {
 			const uint8_t *y = a + t * a_row + (size_t)b * 34;
 			float dy = tab[y[0] | y[1] << 8];
-			int is = isum32(q, (const int8_t *)(y + 2));
+			int is = isum32(w0, w1, y + 2);
 
 			/* the float steps of moe_vec_dot's kernels, in their order */
 			if (dt == MOE_DT_Q4_0)
