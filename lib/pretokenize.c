@@ -16,15 +16,16 @@
  *    regexes but by hand-written splitters whose rules differ slightly from
  *    a regex engine (whitespace is its own fixed list, not \s); we port
  *    those splitters (RULE_GPT2, RULE_LLAMA3);
- *  - a pattern using \p{N}, \p{L} or \p{P} runs with std::regex on a
- *    "collapsed" text, one byte per code point: ASCII kept, other
- *    whitespace -> 0x0B, numbers 0xD1, letters 0xD2, punctuation 0xD3,
- *    anything else 0xD0, with \p{X} rewritten to a class holding that byte
- *    and the ASCII members (RULE_COLLAPSED; we run PCRE2 in byte mode);
+ *  - a pattern using \p{N}, \p{L}, \p{P}, \p{M} or \p{S} runs with
+ *    std::regex on a "collapsed" text, one byte per code point: ASCII kept,
+ *    other whitespace -> 0x0B, numbers 0xD1, letters 0xD2, punctuation
+ *    0xD3, marks 0xD4, symbols 0xD5, anything else 0xD0, with \p{X}
+ *    rewritten to a class holding that byte and the ASCII members
+ *    (RULE_COLLAPSED; we run PCRE2 in byte mode);
  *  - any other pattern runs with std::wregex over code points in which
  *    non-ASCII whitespace is replaced by 0x0B (RULE_WIDE; PCRE2 UTF mode);
- *  - patterns with other Unicode properties (\p{M}, \p{S}: deepseek-v3)
- *    have no llama.cpp equivalent at b4748; we run them with PCRE2's
+ *  - patterns with other Unicode properties (\p{Lu}, ...) or non-ASCII
+ *    text next to \p{..}, which llama.cpp rejects, run with PCRE2's
  *    Unicode properties (RULE_UCP).
  * Each rule sees one piece at a time, so $ and lookaheads stop at the
  * piece's end; text between matches becomes a piece of its own.
@@ -41,13 +42,13 @@ struct moe_pretok {
 	struct rule *rules;
 	size_t n;
 	int byte_level;
-	pcre2_code *cat;     /* classifies one code point as N, L or P */
+	pcre2_code *cat;     /* classifies one code point as N, L, P, M or S */
 	uint8_t ascii[128];  /* flags of the ASCII code points */
 };
 
 /* Code point flags; F_IN marks a code point inside the current piece, so
  * 0 means "out of range" as llama.cpp's empty flags do. */
-enum { F_IN = 1, F_NUM = 2, F_LET = 4, F_PUN = 8, F_WS = 16 };
+enum { F_IN = 1, F_NUM = 2, F_LET = 4, F_PUN = 8, F_WS = 16, F_MARK = 32, F_SYM = 64 };
 
 #define OUT_OF_RANGE 0xFFFFFFFFu
 /* Longest text split at once: its UTF-8 re-encoding (at most 4 bytes per
@@ -288,19 +289,17 @@ static int is_ws(uint32_t c)
 		c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
 }
 
-/* F_NUM, F_LET or F_PUN from which group of p->cat matched u[0..n). */
+/* The category flag of u[0..n): which group of p->cat matched. */
 static uint8_t category(const pcre2_code *cat, pcre2_match_data *md, const char *u, size_t n)
 {
+	static const uint8_t flag[] = { F_NUM, F_LET, F_PUN, F_MARK, F_SYM };
 	int rc = pcre2_match(cat, (PCRE2_SPTR)u, n, 0, PCRE2_NO_UTF_CHECK, md, NULL);
 	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
 
-	if (rc <= 1)
-		return 0;
-	if (ov[2] != PCRE2_UNSET)
-		return F_NUM;
-	if (rc > 2 && ov[4] != PCRE2_UNSET)
-		return F_LET;
-	return rc > 3 && ov[6] != PCRE2_UNSET ? F_PUN : 0;
+	for (int g = 1; g < rc && g <= 5; g++)
+		if (ov[2 * g] != PCRE2_UNSET)
+			return flag[g - 1];
+	return 0;
 }
 
 static uint8_t classify(const struct moe_pretok *p, pcre2_match_data *md, uint32_t c)
@@ -319,13 +318,16 @@ static uint8_t classify(const struct moe_pretok *p, pcre2_match_data *md, uint32
 
 /* ---- compiling rules ---- */
 
-/* llama.cpp's rewrite of \p{N}/\p{L}/\p{P} for the collapsed text. */
+/* llama.cpp's rewrite of \p{X} for the collapsed text: its byte, then
+ * the ASCII members. */
 static const char *collapsed_class(char k)
 {
 	switch (k) {
 	case 'N': return "\xd1" "0-9";
 	case 'L': return "\xd2" "A-Za-z";
 	case 'P': return "\xd3" "!-#%-*,-/:-;?-@\\[-\\]_\\{\\}";
+	case 'M': return "\xd4";
+	case 'S': return "\xd5" "$+<->^`|~";
 	default: return NULL;
 	}
 }
@@ -458,7 +460,8 @@ int moe_pretok_new(struct moe_pretok **out, const char *const *regex, size_t n,
 		if ((rc = compile_rule(&p->rules[p->n], regex[p->n], err, errlen)) != 0)
 			goto fail;
 	rc = MOE_ENOMEM;
-	p->cat = pcre2_compile((PCRE2_SPTR)"(\\p{N})|(\\p{L})|(\\p{P})", PCRE2_ZERO_TERMINATED,
+	p->cat = pcre2_compile((PCRE2_SPTR)"(\\p{N})|(\\p{L})|(\\p{P})|(\\p{M})|(\\p{S})",
+		PCRE2_ZERO_TERMINATED,
 		PCRE2_UTF | PCRE2_ANCHORED, &ec, &eo, NULL);
 	if (p->cat == NULL || (md = pcre2_match_data_create_from_pattern(p->cat, NULL)) == NULL)
 		goto fail;
@@ -729,7 +732,8 @@ static int subject_build(struct subject *sub, const uint32_t *cpt, const uint8_t
 			sub->collapsed[i] = 0x0b;
 		else
 			sub->collapsed[i] = (char)(fl[i] & F_NUM ? 0xd1 : fl[i] & F_LET ? 0xd2 :
-				fl[i] & F_PUN ? 0xd3 : 0xd0);
+				fl[i] & F_PUN ? 0xd3 : fl[i] & F_MARK ? 0xd4 :
+				fl[i] & F_SYM ? 0xd5 : 0xd0);
 		if (c >= 128 && (fl[i] & F_WS))
 			c = 0x0b;
 		else if ((c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)

@@ -425,6 +425,32 @@ START_TEST(pretok_llama3)
 }
 END_TEST
 
+/* deepseek-v3's rules use \p{M} and \p{S} (collapsed like \p{L}). */
+START_TEST(pretok_deepseek_v3)
+{
+	struct moe_pre_info info;
+	struct moe_pretok *p;
+	struct moe_pretok_words w;
+	static const char text[] = "a+b e\xcc\x81x 12345";
+	static const char *const want[] = { "a", "+b", " e\xcc\x81x", " ", "123", "45" };
+	char err[256];
+
+	ck_assert_int_eq(moe_pretok_lookup("deepseek-v3", &info), 0);
+	ck_assert_int_eq(moe_pretok_new(&p, info.regex, info.n_regex, 0, err, sizeof err), 0);
+	ck_assert_int_eq(moe_pretok_split(p, text, sizeof text - 1, &w), 0);
+	ck_assert_uint_eq(w.n, 6);
+	for (size_t i = 0; i < w.n; i++) {
+		size_t b = i ? w.end[i - 1] : 0;
+
+		ck_assert_uint_eq(w.end[i] - b, strlen(want[i]));
+		ck_assert(memcmp(w.text + b, want[i], w.end[i] - b) == 0);
+	}
+	moe_pretok_words_release(&w);
+	moe_pretok_free(p);
+	ck_assert_int_eq(moe_pretok_lookup("no-such", &info), MOE_ENOENT);
+}
+END_TEST
+
 /* The hand-written GPT-2 and Llama 3 splitters against the same patterns
  * run by the regex engine (wrapped so they are not recognised). */
 START_TEST(pretok_custom_vs_regex)
@@ -741,6 +767,7 @@ int main(void)
 	tcase_add_test(tc, bad_vocabularies);
 	tcase_add_test(tc, pretok_llama3);
 	tcase_add_test(tc, pretok_custom_vs_regex);
+	tcase_add_test(tc, pretok_deepseek_v3);
 	tcase_add_test(tc, hf_byte_level);
 	tcase_add_test(tc, hf_metaspace);
 	tcase_add_test(tc, hf_unigram);
