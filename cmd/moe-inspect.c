@@ -715,7 +715,7 @@ static int inspect(const char *path, const struct opts *o, struct row *row)
 		return -1;
 	}
 	rc = 0;
-	if (o->tsv && !listing) {
+	if (o->tsv) {
 		if (r.have_arch)
 			print_tsv(&r);
 	} else if (o->json)
@@ -794,6 +794,11 @@ int main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (o.tsv && (o.json || o.tensors || o.metadata)) {
+		moe_cli_error(NULL, "--tsv cannot be combined with --json, --tensors or --metadata");
+		usage(stderr);
+		return MOE_EXIT_USAGE;
+	}
 	if (argc == 0 && isatty(STDIN_FILENO)) {
 		usage(stderr);
 		return MOE_EXIT_USAGE;

@@ -431,15 +431,14 @@ static int leaf_is(const char *name, const char *part)
 	return strstr(name, part) != NULL;
 }
 
-static void scan_tensor(struct moe_arch *a, struct tlayer *tl,
-	const struct moe_tensor *t, const struct moe_tclass *c)
+static void scan_tensor(struct tlayer *tl, const struct moe_tensor *t,
+	const struct moe_tclass *c)
 {
 	const char *n = t->name;
 
-	(void)a;
 	switch (c->comp) {
 	case MOE_COMP_ATTN:
-		if (leaf_is(n, "kv_a") )
+		if (leaf_is(n, "kv_a"))
 			tl->mla = 1, tl->kv_a = out_dim(t);
 		else if (leaf_is(n, "q_a_proj") || leaf_is(n, "attn_q_a."))
 			tl->q_lora = out_dim(t);
@@ -566,7 +565,7 @@ int moe_arch_from_tensors(struct moe_arch *a, const struct moe_tensor *t, size_t
 			a->vocab_out = t[j].shape[0];
 			head = 1;
 		} else if (c.layer >= 0 && c.comp != MOE_COMP_MTP && c.comp != MOE_COMP_VISION)
-			scan_tensor(a, &tl[c.layer], &t[j], &c);
+			scan_tensor(&tl[c.layer], &t[j], &c);
 	}
 	for (j = 0; j < n && a->d_model == 0; j++) {
 		/* no embedding (a shard, a pruned file): the head gives the width */

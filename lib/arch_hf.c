@@ -130,11 +130,10 @@ static int base(struct moe_arch *a, json_t *c, int tie_default)
 	return 0;
 }
 
-/* Routed experts on layer L, widths from the given keys. */
-static int set_moe(struct moe_arch *a, json_t *c, struct moe_layer *L,
+/* Routed experts on layer L. */
+static int set_moe(struct moe_arch *a, struct moe_layer *L,
 	uint32_t n_expert, uint32_t top_k, uint32_t d_expert)
 {
-	(void)c;
 	if (n_expert == 0 || top_k == 0 || top_k > n_expert)
 		return moe_error_set(&a->err, MOE_EFORMAT,
 			"config.json: bad expert counts (%u experts, top-%u)",
@@ -167,7 +166,7 @@ static int mixtral_like_keys(struct moe_arch *a, json_t *c, const char *ekey,
 	a->norm_topk = 1;
 	for (i = 0; i < a->n_layers; i++) {
 		a->layers[i].window = win;
-		if ((rc = set_moe(a, c, &a->layers[i], e, k, dff)) != 0)
+		if ((rc = set_moe(a, &a->layers[i], e, k, dff)) != 0)
 			return rc;
 	}
 	return 0;
@@ -216,7 +215,7 @@ static int fam_granitemoe(struct moe_arch *a, json_t *c)
 		for (i = 0; i < a->n_layers; i++) {
 			a->layers[i].qkv_bias = a->layers[i].o_bias =
 				(uint8_t)jbool(c, "attention_bias", 0);
-			if ((rc = set_moe(a, c, &a->layers[i], e, k, dff)) != 0)
+			if ((rc = set_moe(a, &a->layers[i], e, k, dff)) != 0)
 				return rc;
 		}
 	}
@@ -241,7 +240,7 @@ static int fam_olmoe(struct moe_arch *a, json_t *c)
 		L->q_norm = L->n_head * L->head_dim;
 		L->k_norm = L->n_head_kv * L->head_dim;
 		L->qkv_bias = L->o_bias = (uint8_t)jbool(c, "attention_bias", 0);
-		if ((rc = set_moe(a, c, L, e, k, dff)) != 0)
+		if ((rc = set_moe(a, L, e, k, dff)) != 0)
 			return rc;
 	}
 	return 0;
@@ -283,7 +282,7 @@ static int qwen_moe(struct moe_arch *a, json_t *c, int v3)
 		if (v3)
 			L->q_norm = L->k_norm = L->head_dim;
 		if (!in_list(mlp_only, i) && step > 0 && (i + 1) % step == 0) {
-			if ((rc = set_moe(a, c, L, e, k, dmoe)) != 0)
+			if ((rc = set_moe(a, L, e, k, dmoe)) != 0)
 				return rc;
 			if (dsh > 0) {
 				L->n_shared = 1;
@@ -393,7 +392,7 @@ static int deepseek_like(struct moe_arch *a, json_t *c, int mla, int glm)
 				L->q_norm = L->k_norm = L->head_dim;
 		}
 		if (i >= kdense && freq > 0 && i % freq == 0) {
-			if ((rc = set_moe(a, c, L, e, k, dmoe)) != 0)
+			if ((rc = set_moe(a, L, e, k, dmoe)) != 0)
 				return rc;
 			L->n_shared = nsh;
 			L->d_shared = sat32((uint64_t)nsh * dmoe);
@@ -482,7 +481,7 @@ static int fam_llama4(struct moe_arch *a, json_t *top)
 		if ((i + 1) % 4 != 0)
 			L->window = chunk;
 		if (step > 0 && (i + 1) % step == 0) {
-			if ((rc = set_moe(a, c, L, e, k, dmoe)) != 0)
+			if ((rc = set_moe(a, L, e, k, dmoe)) != 0)
 				return rc;
 			L->n_shared = 1;
 			L->d_shared = dmoe;
@@ -550,7 +549,7 @@ static int fam_gpt_oss(struct moe_arch *a, json_t *c)
 		L->qkv_bias = L->o_bias = L->sinks = 1;
 		if (t ? strcmp(t, "sliding_attention") == 0 : i % 2 == 0)
 			L->window = win;
-		if ((rc = set_moe(a, c, L, e, k, dff)) != 0)
+		if ((rc = set_moe(a, L, e, k, dff)) != 0)
 			return rc;
 		L->router_bias = L->expert_bias = 1;
 	}
@@ -577,7 +576,7 @@ static int fam_dbrx(struct moe_arch *a, json_t *c)
 	a->norm_topk = 1;
 	for (i = 0; i < a->n_layers; i++) {
 		a->layers[i].n_head_kv = kv;
-		if ((rc = set_moe(a, c, &a->layers[i], e, k, dff)) != 0)
+		if ((rc = set_moe(a, &a->layers[i], e, k, dff)) != 0)
 			return rc;
 	}
 	return 0;
@@ -601,7 +600,7 @@ static int fam_jetmoe(struct moe_arch *a, json_t *c)
 
 		L->attn_experts = e;
 		L->attn_top_k = k;
-		if ((rc = set_moe(a, c, L, e, k, dff)) != 0)
+		if ((rc = set_moe(a, L, e, k, dff)) != 0)
 			return rc;
 	}
 	return 0;
@@ -652,7 +651,7 @@ static int fam_jamba(struct moe_arch *a, json_t *c)
 				dtrank + 2 * (uint64_t)dstate;
 		}
 		if (i % ep == eo) {
-			if ((rc = set_moe(a, c, L, e, k, dff)) != 0)
+			if ((rc = set_moe(a, L, e, k, dff)) != 0)
 				return rc;
 		} else
 			set_dense(L, dff);
@@ -697,7 +696,7 @@ static int fam_switch(struct moe_arch *a, json_t *c)
 		L->cross_attn = i >= ne;
 		L->n_norms = i >= ne ? 3 : 2;
 		if (step > 0 && (step == 1 || j % step == 1)) {
-			if ((rc = set_moe(a, c, L, e, k, dff)) != 0)
+			if ((rc = set_moe(a, L, e, k, dff)) != 0)
 				return rc;
 		} else
 			set_dense(L, dff);
@@ -728,7 +727,7 @@ static int fam_minimax_m2(struct moe_arch *a, json_t *c)
 			L->q_norm = L->n_head * L->head_dim;
 			L->k_norm = L->n_head_kv * L->head_dim;
 		}
-		if ((rc = set_moe(a, c, L, e, k, dff)) != 0)
+		if ((rc = set_moe(a, L, e, k, dff)) != 0)
 			return rc;
 		L->score_bias = (uint8_t)jbool(c, "use_routing_bias", 0);
 		L->d_shared = dsh;
@@ -775,7 +774,7 @@ static int fam_hunyuan(struct moe_arch *a, json_t *c)
 		if (jbool(c, "use_qk_norm", 0))
 			L->q_norm = L->k_norm = L->head_dim;
 		L->qkv_bias = L->o_bias = (uint8_t)jbool(c, "attention_bias", 0);
-		if ((rc = set_moe(a, c, L, e, k, dexp)) != 0)
+		if ((rc = set_moe(a, L, e, k, dexp)) != 0)
 			return rc;
 		if (jbool(c, "use_mixed_mlp_moe", 0)) {
 			L->n_shared = nsh;

@@ -59,7 +59,9 @@ test_expect_success 'incomplete config: one line naming the key, exit 1' '
 	test_cmp expect "$TMPD/.ferr"
 '
 
-test_expect_success 'bad --ctx and --bandwidth: usage error' '
+test_expect_success 'bad --ctx and --bandwidth, --tsv with a listing: usage error' '
+	test_fails 2 moe-inspect --tsv -t "$EX/olmoe-1b-7b.json" &&
+	grep -q "^moe-inspect: --tsv cannot be combined" "$TMPD/.ferr" &&
 	test_fails 2 moe-inspect --ctx 0 "$EX/olmoe-1b-7b.json" &&
 	test_fails 2 moe-inspect -b fast "$EX/olmoe-1b-7b.json"
 '
