@@ -24,7 +24,9 @@
  * the start: a second handle on the same regular file or memory, or, when
  * the archive came through a pipe, a spool file - the pass copies every
  * byte it reads into an unlinked temp file in $TMPDIR, so memory stays
- * flat and the data is still there later. Reading members (and offsets
+ * flat and the data is still there later (if the spool cannot be written,
+ * e.g. a full disk, listing still works and data reads fail with the
+ * reason). Reading members (and offsets
  * within them) in storage order is one forward pass; going back reopens
  * the source and decompresses up to the member again.
  *
@@ -57,6 +59,7 @@ struct arc {
 	struct moe_input *src;    /* afterwards: reopened file/memory or spool */
 	uint64_t start;           /* offset of the archive in src */
 	int spool;                /* fd of the spool file, -1 none */
+	int spool_errno;          /* spooling failed: listing goes on, data is lost */
 	int in_pass;
 	struct archive *a;
 	uint64_t cur_ord;         /* member the reader is in (0 = none yet) */
@@ -117,10 +120,11 @@ static la_ssize_t src_read(struct archive *a, void *ctx, const void **buf)
 				k = 0;
 				continue;
 			}
-			if (k <= 0) {
-				archive_set_error(a, EIO, "cannot spool the archive to $TMPDIR: %s",
-					strerror(errno));
-				return -1;
+			if (k <= 0) {  /* e.g. a full disk: keep listing, drop the data */
+				s->spool_errno = k < 0 ? errno : ENOSPC;
+				close(s->spool);
+				s->spool = -1;
+				break;
 			}
 		}
 	}
@@ -195,6 +199,10 @@ static int position(struct cursor *c, uint64_t pos)
 		if (s->in_pass)
 			return moe_error_set(&s->err, MOE_ESEEK,
 				"member '%s' was already read past", c->path);
+		if (s->src == NULL)
+			return moe_error_set(&s->err, MOE_EIO,
+				"data of a piped archive was not kept: spooling to $TMPDIR failed (%s)",
+				strerror(s->spool_errno));
 		if ((rc = moe_input_seek(s->src, s->start)) != 0)
 			return moe_error_set(&s->err, rc, "%s", moe_input_errstr(s->src));
 		if ((rc = open_reader(s)) != 0)
@@ -556,14 +564,17 @@ static int attach_source(struct moe_ckpt *ck, struct arc *s)
 		return 0;
 	/* drain the pipe so the spool holds the whole archive */
 	while ((rc = (int)moe_input_read_some(s->in, s->scratch, sizeof s->scratch)) > 0)
-		if (write(s->spool, s->scratch, (size_t)rc) != rc)
-			return moe_error_set(&ck->err, MOE_EIO,
-				"cannot spool the archive to $TMPDIR: %s", strerror(errno));
+		if (write(s->spool, s->scratch, (size_t)rc) != rc) {
+			s->spool_errno = errno;
+			close(s->spool);
+			s->spool = -1;
+			return 0;
+		}
 	if (rc < 0)
 		return moe_error_set(&ck->err, rc, "%s", moe_input_errstr(s->in));
 	snprintf(path, sizeof path, "/proc/self/fd/%d", s->spool);
-	if ((rc = moe_input_open(&s->src, path, NULL, 0)) != 0)
-		return moe_error_set(&ck->err, rc, "cannot reopen the archive spool file");
+	if (moe_input_open(&s->src, path, NULL, 0) != 0)
+		s->spool_errno = ENOENT;  /* no /proc: the data cannot be reached again */
 	close(s->spool);
 	s->spool = -1;
 	s->start = 0;

@@ -3,6 +3,8 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <stdio.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "ckpt.h"
@@ -465,6 +467,38 @@ START_TEST(bad_archives)
 }
 END_TEST
 
+/* A spool that cannot be written (file size limit here, a full disk in
+ * life): the listing still works, data reads say why they cannot. */
+START_TEST(spool_failure_keeps_listing)
+{
+	static unsigned char big[300000];
+	struct tz_buf s1, arc;
+	struct rlimit old, lim;
+	struct opened o;
+	unsigned char b[64];
+
+	safetensors(&s1, "a", va, 2, 3);
+	{
+		struct member m[] = { { "m/pad.bin", big, sizeof big }, { "m/a.safetensors", s1.p, s1.n } };
+		ck_assert(build(&arc, "tar", NULL, NULL, m, 2));
+	}
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 65536;
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	ck_assert_int_eq(open_mode(&o, &arc, M_PIPE, "p.tar"), 0);
+	ck_assert_uint_eq(moe_ckpt_ntensors(o.ck), 1);
+	ck_assert_int_eq(moe_ckpt_read(o.ck, moe_ckpt_find(o.ck, "a"), 0, b, 24), MOE_EIO);
+	ck_assert(strstr(moe_ckpt_errstr(o.ck), "spooling to $TMPDIR failed") != NULL);
+	close_mode(&o);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	spool_dir_empty();
+	free(arc.p);
+	free(s1.p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("archive");
@@ -481,6 +515,7 @@ int main(void)
 	tcase_add_test(tc, torch_in_tar);
 	tcase_add_test(tc, config_only_and_empty);
 	tcase_add_test(tc, bad_archives);
+	tcase_add_test(tc, spool_failure_keeps_listing);
 	suite_add_tcase(s, tc);
 	rc = moe_test_run(s);
 	rmdir(tmpdir);
