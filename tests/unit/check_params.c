@@ -315,6 +315,7 @@ static void tiny_one(const char *path, uint64_t total, uint64_t active)
 		(unsigned long long)pt.active);
 	for (int k = 0; k < MOE_COMP_COUNT; k++)
 		ck_assert_msg(pm.comp[k] == pt.comp[k], "%s: %s differs", path, moe_comp_name(k));
+	ck_assert_msg(pt.comp[MOE_COMP_OTHER] == 0, "%s: unclassified tensors", path);
 	for (uint32_t i = 0; i < pm.n_layers; i++)
 		ck_assert_uint_eq(pm.layers[i].total, pt.layers[i].total);
 	/* the checkpoint's own best description (metadata + tensors) */
