@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -242,14 +243,15 @@ out:
 	return rc;
 }
 
+/* "fp8" is E4M3 with 128 x 128 block scales (safetensors output only). */
 static int type_arg(const char *opt, const char *s, enum moe_dtype *t)
 {
-	*t = moe_dtype_from_name(s);
+	*t = strcasecmp(s, "fp8") == 0 ? MOE_DT_F8_E4M3 : moe_dtype_from_name(s);
 	if (*t == MOE_DT_INVALID || (!moe_dtype_is_float(*t) && !moe_dtype_is_quantized(*t)) ||
-	    *t == MOE_DT_F64 || *t == MOE_DT_F8_E4M3 || *t == MOE_DT_F8_E5M2 ||
+	    *t == MOE_DT_F64 || *t == MOE_DT_F8_E5M2 ||
 	    *t == MOE_DT_Q8_1 || *t == MOE_DT_Q8_K) {
 		moe_cli_error(NULL, "%s: '%s' is not a type to quantize to (q8_0, q4_0, q4_1, "
-			"q5_0, q5_1, q2_k .. q6_k, iq4_nl, iq4_xs, tq1_0, tq2_0, mxfp4, f16, bf16, f32)",
+			"q5_0, q5_1, q2_k .. q6_k, iq4_nl, iq4_xs, tq1_0, tq2_0, mxfp4, fp8, f16, bf16, f32)",
 			opt, s);
 		return -1;
 	}
@@ -327,7 +329,7 @@ static int parse(int argc, char **argv, struct opts *o)
 				return MOE_EXIT_USAGE;
 			}
 			break;
-		case OPT_STATS: o->stats = 1; break;
+		case OPT_STATS: o->stats = o->c.stats = 1; break;
 		case 't':
 			if (type_arg("-t", optarg, &t) != 0)
 				return MOE_EXIT_USAGE;

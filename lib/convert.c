@@ -660,6 +660,50 @@ static int choose_dtypes(struct moe_conversion *c)
 	return 0;
 }
 
+/* Block-scaled FP8 weights (DeepSeek-V3's layout) get a weight_scale_inv
+ * tensor right after them, filled while the weight is written. */
+static int add_fp8_scales(struct moe_conversion *c)
+{
+	size_t extra = 0, k = 0;
+	struct otensor *nt;
+
+	for (size_t i = 0; i < c->n; i++)
+		extra += c->t[i].dtype == MOE_DT_F8_E4M3 && c->t[i].ndim >= 2;
+	if (extra == 0)
+		return 0;
+	if ((nt = calloc(c->n + extra, sizeof *nt)) == NULL)
+		return moe_error_set(&c->err, MOE_ENOMEM, "out of memory");
+	for (size_t i = 0; i < c->n; i++) {
+		struct otensor *w = &c->t[i], *sc;
+		uint64_t rows = 0, cols = w->shape[w->ndim - 1];
+		nt[k++] = *w;
+		if (w->dtype != MOE_DT_F8_E4M3 || w->ndim < 2)
+			continue;
+		moe_shape_numel(w->ndim - 1, w->shape, &rows);
+		sc = &nt[k++];
+		if (asprintf(&sc->name, "%s_scale_inv", w->name) < 0)
+			sc->name = NULL;
+		sc->dtype = sc->sdtype = MOE_DT_F32;
+		sc->ndim = 2;
+		sc->shape[0] = (rows + 127) / 128;
+		sc->shape[1] = (cols + 127) / 128;
+		sc->row_len = sc->shape[1];
+		sc->scale_of = k - 1;   /* 1 + index of the weight, placed just before */
+		if (sc->name == NULL || w->np != 1) {
+			free(c->t);
+			c->t = nt;
+			c->n = k;
+			return sc->name == NULL ? moe_error_set(&c->err, MOE_ENOMEM, "out of memory")
+				: moe_error_set(&c->err, MOE_EUNSUP, "tensor '%s' is assembled from "
+				"several inputs and cannot be block-quantized to FP8", w->name);
+		}
+	}
+	free(c->t);
+	c->t = nt;
+	c->n = c->cap = k;
+	return 0;
+}
+
 static int put_u32(struct moe_conversion *c, const char *suffix, uint32_t v)
 {
 	const char *arch;
@@ -869,7 +913,8 @@ static int plan(struct moe_conversion *c, json_t *config)
 		c->t[i].key[4] = (long)i;
 	apply_carried_order(c);
 	qsort(c->t, c->n, sizeof *c->t, cmp_key);
-	if ((rc = choose_dtypes(c)) != 0 || (rc = output_meta(c, config)) != 0)
+	if ((rc = choose_dtypes(c)) != 0 || (rc = add_fp8_scales(c)) != 0 ||
+	    (rc = output_meta(c, config)) != 0)
 		return rc;
 	for (size_t i = 0; i < c->n; i++) {
 		uint64_t b = 0, numel = 0;
@@ -942,6 +987,7 @@ void moe_convert_free(struct moe_conversion *c)
 	for (size_t i = 0; i < c->n; i++) {
 		free(c->t[i].name);
 		free(c->t[i].p);
+		free(c->t[i].scales);
 	}
 	for (size_t i = 0; c->gen && i < c->nsrc; i++)
 		free(c->gen[i].name);

@@ -31,6 +31,9 @@ struct otensor {
 	int perm;                       /* 0; +1 HF->GGUF rope rows; -1 back */
 	uint32_t heads;                 /* heads the rows of perm split into */
 	long key[5];                    /* output order */
+	float *scales;                  /* FP8 block scales, (ceil(R/128), ceil(C/128)) */
+	size_t scale_of;                /* 1 + index of the FP8 weight whose scales
+	                                 * this tensor holds; 0 for ordinary tensors */
 	struct moe_conv_stats st;       /* error, when measured */
 };
 

@@ -248,6 +248,91 @@ static int stream_piece(struct moe_conversion *c, struct rowbuf *b, const struct
 	return 0;
 }
 
+/*
+ * FP8 with 128 x 128 block scales: whole bands of 128 rows go through F32
+ * to the band quantizer; the scales are kept for the weight_scale_inv
+ * tensor that follows. One band is at most 128 rows x row_len floats.
+ */
+static int stream_fp8(struct moe_conversion *c, struct rowbuf *b, struct otensor *t,
+	const struct piece *p, struct sink *s)
+{
+	size_t srb = row_bytes(t->sdtype, t->row_len), cols = t->row_len;
+	uint64_t group = t->perm ? p->nrows / t->heads : 1, nsc = (cols + 127) / 128;
+	struct job j = { c, t, p, NULL, NULL, 0, 0, srb, cols, NULL, b };
+	struct worker *w = &b->w[0];
+	float *band = NULL;
+	uint8_t *q = NULL;
+	int rc = 0;
+
+	if (t->perm && 128 % group != 0)
+		return moe_error_set(&c->err, MOE_EUNSUP, "tensor '%s': heads of %llu rows do "
+			"not fit FP8 bands of 128", t->name, (unsigned long long)group);
+	band = malloc(128 * cols * sizeof *band);
+	q = malloc(128 * cols);
+	t->scales = calloc(((p->nrows + 127) / 128) * nsc, sizeof *t->scales);
+	if (!band || !q || !t->scales || grow((void **)&b->raw, &b->raw_cap, 128 * srb) ||
+	    grow((void **)&b->tmp, &b->tmp_cap, 128 * srb) ||
+	    grow((void **)&w->back, &w->back_cap, 128 * cols * sizeof(float)))
+		rc = moe_error_set(&c->err, MOE_ENOMEM, "out of memory");
+	for (uint64_t r = 0; rc == 0 && r < p->nrows; r += 128) {
+		uint64_t k = p->nrows - r < 128 ? p->nrows - r : 128;
+		float *sc = t->scales + (r / 128) * nsc;
+		j.in = b->raw;
+		if ((rc = load_rows(c, b, t, p, r, k, srb)) != 0)
+			break;
+		if (t->perm) {
+			permute_rows(b->raw, b->tmp, k, group, srb, t->perm);
+			j.in = b->tmp;
+		}
+		if (p->scale && (rc = fp8_scales(c, b, p, p->row0 + r, k, cols)) != 0)
+			break;
+		j.scale = b->scale;
+		j.r0 = p->row0 + r;
+		for (uint64_t i = 0; rc == 0 && i < k; i++)
+			rc = row_to_f32(&j, p->row0 + r + i, j.in + i * srb, band + i * cols);
+		if (rc == 0)
+			rc = moe_fp8block_quantize_band(band, (int64_t)k, (int64_t)cols, q, sc);
+		if (rc == 0 && c->o.stats &&
+		    (rc = moe_fp8block_dequantize_rows(q, (int64_t)k, (int64_t)cols, sc, w->back)) == 0)
+			for (uint64_t i = 0; i < k * cols; i++) {
+				double e = (double)w->back[i] - band[i];
+				t->st.sse += e * e;
+				t->st.ssx += (double)band[i] * band[i];
+				t->st.max_abs = fabs(e) > t->st.max_abs ? fabs(e) : t->st.max_abs;
+				t->st.n++;
+			}
+		if (rc != 0) {
+			if (c->err.code == 0)
+				moe_error_set(&c->err, rc, "tensor '%s': cannot convert %s to FP8",
+					t->name, moe_dtype_name(t->sdtype));
+			break;
+		}
+		if ((rc = s->write(s->w, q, k * cols)) != 0) {
+			moe_error_set(&c->err, rc, "%s", s->errstr(s->w));
+			break;
+		}
+		c->done += k * cols;
+		if (c->o.progress)
+			c->o.progress(c->o.progress_ctx, c->done, c->total);
+	}
+	free(band);
+	free(q);
+	return rc ? c->err.code : 0;
+}
+
+/* The weight_scale_inv companion of an FP8 weight written just before. */
+static int stream_scales(struct moe_conversion *c, const struct otensor *t, struct sink *s)
+{
+	const struct otensor *w = &c->t[t->scale_of - 1];
+	size_t n = (size_t)(t->shape[0] * t->shape[1] * sizeof(float));
+	int rc = s->write(s->w, w->scales, n);
+
+	if (rc != 0)
+		return moe_error_set(&c->err, rc, "%s", s->errstr(s->w));
+	c->done += n;
+	return 0;
+}
+
 static void rowbuf_release(struct rowbuf *b)
 {
 	for (int i = 0; b->w && i < b->nw; i++) {
@@ -260,6 +345,20 @@ static void rowbuf_release(struct rowbuf *b)
 	free(b->tmp);
 	free(b->out);
 	free(b->scale);
+}
+
+static int stream_tensor(struct moe_conversion *c, struct rowbuf *b, struct otensor *t,
+	struct sink *s)
+{
+	int rc = 0;
+
+	if (t->scale_of)
+		return stream_scales(c, t, s);
+	if (t->dtype == MOE_DT_F8_E4M3 && t->ndim >= 2)
+		return stream_fp8(c, b, t, &t->p[0], s);
+	for (size_t k = 0; rc == 0 && k < t->np; k++)
+		rc = stream_piece(c, b, t, &t->p[k], s);
+	return rc;
 }
 
 static int stream_all(struct moe_conversion *c, struct sink *s)
@@ -277,8 +376,7 @@ static int stream_all(struct moe_conversion *c, struct sink *s)
 	for (size_t i = 0; rc == 0 && i < c->n; i++) {
 		for (int k = 0; k < b.nw; k++)
 			memset(&b.w[k].st, 0, sizeof b.w[k].st);
-		for (size_t k = 0; rc == 0 && k < c->t[i].np; k++)
-			rc = stream_piece(c, &b, &c->t[i], &c->t[i].p[k], s);
+		rc = stream_tensor(c, &b, &c->t[i], s);
 		for (int k = 0; k < b.nw; k++) {
 			struct moe_conv_stats *d = &c->t[i].st, *w = &b.w[k].st;
 			d->sse += w->sse;

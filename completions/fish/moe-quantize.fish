@@ -1,5 +1,5 @@
 # fish completion for moe-quantize
-set -l types q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs tq1_0 tq2_0 mxfp4 f16 bf16 f32
+set -l types q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs tq1_0 tq2_0 mxfp4 fp8 f16 bf16 f32
 complete -c moe-quantize -l allow-requantize -d 'allow quantized input to change block type'
 complete -c moe-quantize -l attn -x -a "$types" -d 'type of attention projections'
 complete -c moe-quantize -s n -l dry-run -d 'report sizes, write nothing'

@@ -81,6 +81,14 @@ test_expect_success 'an expert list file with per-block lines' '
 	grep -q "experts.1.w1.weight" out && ! grep -q "experts.2.w1.weight" out
 '
 
+test_expect_success 'FP8 block-scaled weights dequantise to BF16' '
+	moe-quantize -t fp8 -f safetensors -o fp8.safetensors tiny.gguf &&
+	moe-convert -o fp8.gguf fp8.safetensors &&
+	moe-inspect -t fp8.gguf >out &&
+	grep -q "^blk.1.ffn_down_exps.weight  *BF16  *\[8, 64, 96\]" out &&
+	! grep -q scale_inv out
+'
+
 test_expect_success '--dry-run lists the plan and writes nothing' '
 	moe-convert -n -o never.safetensors tiny.gguf >out &&
 	test ! -e never.safetensors &&

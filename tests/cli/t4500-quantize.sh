@@ -42,9 +42,24 @@ test_expect_success 'dry run as JSON; nothing written' '
 
 test_expect_success '--stats reports errors; exact types report no error' '
 	moe-quantize --stats -t q8_0 -o q8.gguf f32.gguf >out &&
-	grep -q "^blk.0.ffn_up_exps.weight  *Q8_0 " out &&
+	grep "^blk.0.ffn_up_exps.weight  *Q8_0 " out | awk "{ exit !(\$3 > 0 && \$5 > 35 && \$5 < 60) }" &&
 	grep "^blk.0.attn_norm.weight  *F32 " out | grep -q " 0  *0  *inf" &&
 	moe-quantize -n --stats --json -t q4_0 f32.gguf | grep -q "\"snr_db\":null"
+'
+
+test_expect_success 'FP8 with 128x128 block scales, DeepSeek-V3 style, and back' '
+	moe-quantize -t fp8 -f safetensors --stats -o fp8.safetensors f32.gguf >out &&
+	grep "^model.layers.0.block_sparse_moe.experts.0.w1.weight  *F8_E4M3 " out |
+		awk "{ exit !(\$5 > 25 && \$5 < 40) }" &&
+	moe-inspect -t fp8.safetensors >out &&
+	grep -q "^model.layers.2.block_sparse_moe.experts.7.w2.weight  *F8_E4M3  *\[64, 96\]" out &&
+	grep -q "^model.layers.2.block_sparse_moe.experts.7.w2.weight_scale_inv  *F32  *\[1, 1\]" out &&
+	grep -q "^lm_head.weight_scale_inv  *F32  *\[3, 1\]" out &&
+	grep -q "^model.layers.0.block_sparse_moe.gate.weight  *F32" out &&
+	moe-convert --dtype bf16 -o fp8back.gguf fp8.safetensors &&
+	moe-inspect -t fp8back.gguf | grep -q "^blk.0.ffn_up_exps.weight  *BF16  *\[8, 96, 64\]" &&
+	test_fails 1 moe-quantize -t fp8 -o x.gguf f32.gguf &&
+	grep -q "GGUF cannot hold" "$TMPD/.ferr"
 '
 
 test_expect_success 'threads do not change the bytes' '
