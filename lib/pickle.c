@@ -435,6 +435,11 @@ static int resolve_global(struct moe_pickle *p, const char *mod, size_t nm,
 	if (id < 0) {
 		clean(cm, sizeof cm, mod, nm);
 		clean(cn, sizeof cn, name, nn);
+		/* a storage type we cannot map is refused just the same, but
+		 * it is not an attack: say what it is */
+		if (strcmp(cm, "torch") == 0 && nn > 7 && memcmp(name + nn - 7, "Storage", 7) == 0)
+			return moe_error_set(&p->err, MOE_EUNSUP,
+				"unsupported PyTorch storage type 'torch.%s'", cn);
 		return moe_error_set(&p->err, MOE_ESECURITY,
 			"refusing pickle GLOBAL '%s %s' (only torch state-dict types are allowed)",
 			cm, cn);

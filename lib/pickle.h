@@ -14,7 +14,8 @@
  * (collections.OrderedDict, torch._utils._rebuild_tensor[_v2],
  * torch._utils._rebuild_parameter[_with_state], torch.*Storage, torch dtypes,
  * torch.Size) whose members have built-in meanings; any other GLOBAL fails
- * with MOE_ESECURITY. Memo, stack, string lengths, nesting and the number of
+ * with MOE_ESECURITY (an unknown torch.*Storage type with MOE_EUNSUP: not
+ * an attack, just not mapped). Memo, stack, string lengths, nesting and the number of
  * values are bounded, so any byte string gives a result or a clean error.
  *
  * The result is the state dict flattened to '.'-joined names: a top-level

@@ -227,6 +227,21 @@ START_TEST(refuses_global_inside_state_dict)
 }
 END_TEST
 
+START_TEST(unknown_storage_type)
+{
+	struct tz_pickler pk;
+	struct tz_tensor t = { "w", "ComplexFloatStorage", "0", 1, 0, 1, { 1 }, { 1 }, 0 };
+	char msg[600];
+
+	pk_begin(&pk, 2);
+	pk_state_dict(&pk, &t, 1);
+	pk_end(&pk);
+	ck_assert_int_eq(load_free(pk.b.p, pk.b.n, msg, sizeof msg), MOE_EUNSUP);
+	ck_assert_str_eq(msg, "unsupported PyTorch storage type 'torch.ComplexFloatStorage'");
+	free(pk.b.p);
+}
+END_TEST
+
 START_TEST(malformed)
 {
 	#define C(s, r) { s, sizeof(s) - 1, r }
@@ -386,6 +401,7 @@ int main(void)
 	tcase_add_test(tc, nesting_and_unwrap);
 	tcase_add_test(tc, refuses_foreign_globals);
 	tcase_add_test(tc, refuses_global_inside_state_dict);
+	tcase_add_test(tc, unknown_storage_type);
 	tcase_add_test(tc, malformed);
 	tcase_add_test(tc, bad_tensor_views);
 	tcase_add_test(tc, same_key_two_types);
