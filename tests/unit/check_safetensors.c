@@ -538,6 +538,43 @@ START_TEST(reference_bytes)
 }
 END_TEST
 
+/* Opening a file reads its header and nothing of the data. */
+START_TEST(open_reads_header_only)
+{
+	char dir[] = "/tmp/moe-st-XXXXXX", path[64], pad[6000];
+	static unsigned char data[1 << 20];
+	struct moe_output *o;
+	struct moe_st_writer *w;
+	struct moe_ckpt *ck;
+	uint64_t n = sizeof data, hbytes;
+
+	/* a directory of its own: a config.json beside the file would count */
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/w.safetensors", dir);
+	memset(pad, 'x', sizeof pad - 1);
+	pad[sizeof pad - 1] = '\0';
+	ck_assert_int_eq(moe_output_open(&o, path, 0), 0);
+	ck_assert_int_eq(moe_st_writer_new(&w, o), 0);
+	ck_assert_int_eq(moe_st_writer_set_meta(w, "pad", pad), 0);
+	ck_assert_int_eq(moe_st_writer_add_tensor(w, "w", MOE_DT_U8, 1, &n), 0);
+	ck_assert_int_eq(moe_st_writer_begin_data(w), 0);
+	hbytes = moe_st_writer_header_bytes(w);
+	ck_assert_int_eq(moe_st_writer_write(w, data, sizeof data), 0);
+	ck_assert_int_eq(moe_st_writer_finish(w), 0);
+	ck_assert_int_eq(moe_output_commit(o), 0);
+	moe_st_writer_free(w);
+	moe_output_free(o);
+
+	ck_assert_int_eq(moe_ckpt_new(&ck), 0);
+	ck_assert_int_eq(moe_ckpt_open(ck, path), 0);
+	ck_assert_uint_gt(hbytes, 6000);
+	ck_assert_uint_eq(moe_ckpt_bytes_read(ck), hbytes);
+	moe_ckpt_free(ck);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(writer_misuse)
 {
 	char *path = moe_test_file("", 0);
@@ -640,6 +677,7 @@ int main(void)
 	tcase_add_test(tc, forward_only_input);
 	tcase_add_test(tc, round_trip);
 	tcase_add_test(tc, reference_bytes);
+	tcase_add_test(tc, open_reads_header_only);
 	tcase_add_test(tc, writer_misuse);
 	tcase_add_test(tc, write_error);
 	suite_add_tcase(s, tc);
