@@ -586,6 +586,10 @@ int main(int argc, char **argv)
 		fputs(usage_text, stderr);
 		return MOE_EXIT_USAGE;
 	}
+	if (o.logits && o.trace && strcmp(o.logits, "-") == 0 && strcmp(o.trace, "-") == 0) {
+		moe_cli_error(NULL, "--logits and --trace cannot both write to standard output");
+		return MOE_EXIT_USAGE;
+	}
 	o.model = argv[optind];
 	o.sp.seed = o.seed;
 	if (!o.ppl && !o.prompt && (o.prompt_file == NULL || strcmp(o.prompt_file, "-") == 0) &&

@@ -254,13 +254,14 @@ static int read_hparams(struct moe_model *m)
 	    (rc = key_u32(m, "expert_used_count", &hp->n_expert_used, 1)))
 		return rc;
 	if (hp->n_layer == 0 || hp->n_layer > MAX_LAYERS || hp->n_embd == 0 || hp->n_embd > MAX_WIDTH ||
-	    hp->n_head == 0 || hp->n_embd % hp->n_head != 0 ||
+	    hp->n_head == 0 || hp->n_head > hp->n_embd ||
 	    hp->n_expert == 0 || hp->n_expert > MAX_EXPERTS ||
 	    hp->n_expert_used == 0 || hp->n_expert_used > hp->n_expert)
 		return moe_error_set(&m->err, MOE_EFORMAT,
 			"implausible hyperparameters (%u layers, width %u, %u heads, %u of %u experts)",
 			hp->n_layer, hp->n_embd, hp->n_head, hp->n_expert_used, hp->n_expert);
 	hp->n_head_kv = hp->n_head;
+	/* the default head width; key_length / value_length override it */
 	hp->head_k = hp->head_v = hp->n_embd / hp->n_head;
 	hp->rope_base = 10000.0f;
 	hp->n_ctx_train = 4096;
