@@ -124,61 +124,13 @@ static void dry_run(struct moe_conversion *c)
 
 static int write_out(struct moe_conversion *c, const struct opts *o, const char *what)
 {
-	struct moe_output *out = NULL;
-	int rc;
-
-	if (output_is_dir(o)) {
-		if (moe_convert_write_dir(c, o->output, o->max_shard,
-		    o->force ? MOE_OUT_FORCE : 0) != 0) {
-			moe_cli_error(what, "%s", moe_convert_errstr(c));
-			return -1;
-		}
-		return 0;
-	}
-	if (moe_cli_refuse_tty(o->output) != 0)
-		return -1;
-	if ((rc = moe_output_open(&out, o->output, o->force ? MOE_OUT_FORCE : 0)) != 0) {
-		moe_cli_error(o->output, "%s", out ? moe_output_errstr(out) : "out of memory");
-		moe_output_free(out);
+	if (!output_is_dir(o))
+		return moe_cli_write_conversion(c, o->output, o->force, what);
+	if (moe_convert_write_dir(c, o->output, o->max_shard, o->force ? MOE_OUT_FORCE : 0) != 0) {
+		moe_cli_error(what, "%s", moe_convert_errstr(c));
 		return -1;
 	}
-	/* a reader that stopped early (| head) is not an error worth a line */
-	if ((rc = moe_convert_write(c, out)) != 0) {
-		if (rc != MOE_EPIPE)
-			moe_cli_error(what, "%s", moe_convert_errstr(c));
-	} else if ((rc = moe_output_commit(out)) != 0 && rc != MOE_EPIPE) {
-		moe_cli_error(o->output, "%s", moe_output_errstr(out));
-	}
-	moe_output_free(out);
-	return rc ? -1 : 0;
-}
-
-static int open_input(struct moe_ckpt *ck, const char *path, const char **name)
-{
-	struct moe_input *in;
-	char eb[256];
-	struct stat st;
-	int rc;
-
-	*name = strcmp(path, "-") == 0 ? "<stdin>" : path;
-	if (strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		rc = moe_ckpt_open(ck, path);
-	else if (strcmp(path, "-") != 0)
-		rc = moe_ckpt_open(ck, path);
-	else if ((rc = moe_input_open(&in, path, eb, sizeof eb)) != 0) {
-		moe_cli_error(*name, "%s", eb);
-		return -1;
-	} else if ((rc = moe_input_spool(in)) != 0) {
-		/* stacking experts needs random access: a pipe goes to a temp file */
-		moe_cli_error(*name, "%s", moe_input_errstr(in));
-		moe_input_free(in);
-		return -1;
-	} else {
-		rc = moe_ckpt_open_input(ck, in, *name);
-	}
-	if (rc != 0)
-		moe_cli_error(*name, "%s", moe_ckpt_errstr(ck));
-	return rc ? -1 : 0;
+	return 0;
 }
 
 static int plan(struct opts *o, const char *input, struct moe_ckpt **ck,
@@ -204,8 +156,14 @@ static int plan(struct opts *o, const char *input, struct moe_ckpt **ck,
 		rc = moe_convert_new_init(c, config, o->seed, &o->c);
 		json_decref(config);
 	} else {
-		if (moe_ckpt_new(ck) != 0 || open_input(*ck, input, what) != 0)
+		*what = strcmp(input, "-") == 0 ? "<stdin>" : input;
+		if (moe_ckpt_new(ck) != 0)
 			return -1;
+		/* stacking experts reads out of order: a pipe goes to a temp file */
+		if (moe_ckpt_open_seekable(*ck, input) != 0) {
+			moe_cli_error(*what, "%s", moe_ckpt_errstr(*ck));
+			return -1;
+		}
 		rc = moe_convert_new(c, *ck, &o->c);
 	}
 	if (rc != 0) {

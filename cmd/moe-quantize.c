@@ -141,52 +141,10 @@ static void stats_report(struct moe_conversion *c, const struct opts *o)
 	}
 }
 
-static int open_input(struct moe_ckpt *ck, const char *path)
-{
-	struct moe_input *in;
-	char eb[256];
-	const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
-	int rc;
-
-	if (strcmp(path, "-") != 0)
-		rc = moe_ckpt_open(ck, path);
-	else if (moe_input_open(&in, path, eb, sizeof eb) != 0) {
-		moe_cli_error(name, "%s", eb);
-		return -1;
-	} else if (moe_input_spool(in) != 0) {
-		moe_cli_error(name, "%s", moe_input_errstr(in));
-		moe_input_free(in);
-		return -1;
-	} else {
-		rc = moe_ckpt_open_input(ck, in, name);
-	}
-	if (rc != 0)
-		moe_cli_error(name, "%s", moe_ckpt_errstr(ck));
-	return rc ? -1 : 0;
-}
-
 /* Writes the output, or streams to /dev/null for --dry-run --stats. */
 static int write_out(struct moe_conversion *c, const struct opts *o, const char *what)
 {
-	const char *path = o->dry_run ? "/dev/null" : o->out;
-	struct moe_output *out = NULL;
-	int rc;
-
-	if (!o->dry_run && moe_cli_refuse_tty(path) != 0)
-		return -1;
-	if ((rc = moe_output_open(&out, path, o->force ? MOE_OUT_FORCE : 0)) != 0) {
-		moe_cli_error(path, "%s", out ? moe_output_errstr(out) : "out of memory");
-		moe_output_free(out);
-		return -1;
-	}
-	if ((rc = moe_convert_write(c, out)) != 0) {
-		if (rc != MOE_EPIPE)
-			moe_cli_error(what, "%s", moe_convert_errstr(c));
-	} else if ((rc = moe_output_commit(out)) != 0 && rc != MOE_EPIPE) {
-		moe_cli_error(path, "%s", moe_output_errstr(out));
-	}
-	moe_output_free(out);
-	return rc ? -1 : 0;
+	return moe_cli_write_conversion(c, o->dry_run ? "/dev/null" : o->out, o->force, what);
 }
 
 static unsigned block_count(struct moe_ckpt *ck)
@@ -214,8 +172,12 @@ static int run(struct opts *o, const char *input)
 	const char *what = strcmp(input, "-") == 0 ? "<stdin>" : input;
 	int rc = -1;
 
-	if (moe_ckpt_new(&ck) != 0 || open_input(ck, input) != 0)
+	if (moe_ckpt_new(&ck) != 0)
 		goto out;
+	if (moe_ckpt_open_seekable(ck, input) != 0) {
+		moe_cli_error(what, "%s", moe_ckpt_errstr(ck));
+		goto out;
+	}
 	if (o->preset && moe_qrules_preset(o->rules, o->preset, block_count(ck)) != 0) {
 		moe_cli_error(NULL, "--preset: %s", moe_qrules_errstr(o->rules));
 		goto out;

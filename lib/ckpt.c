@@ -641,6 +641,23 @@ int moe_ckpt_open(struct moe_ckpt *ck, const char *path)
 	return rc;
 }
 
+int moe_ckpt_open_seekable(struct moe_ckpt *ck, const char *path)
+{
+	struct moe_input *in;
+	int rc;
+
+	if (strcmp(path, "-") != 0)
+		return moe_ckpt_open(ck, path);
+	if ((rc = open_path_input(ck, path, &in)) != 0)
+		return rc;
+	if ((rc = moe_input_spool(in)) != 0) {
+		moe_error_set(&ck->err, rc, "%s", moe_input_errstr(in));
+		moe_input_free(in);
+		return rc;
+	}
+	return moe_ckpt_load_input(ck, in, "<stdin>");
+}
+
 int moe_ckpt_open_input(struct moe_ckpt *ck, struct moe_input *in, const char *name)
 {
 	return moe_ckpt_load_input(ck, in, name);

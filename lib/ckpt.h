@@ -65,6 +65,10 @@ struct moe_ckpt;
 int moe_ckpt_new(struct moe_ckpt **out);
 void moe_ckpt_free(struct moe_ckpt *ck);
 int moe_ckpt_open(struct moe_ckpt *ck, const char *path);
+/* The same, but standard input that is a pipe is first copied to an
+ * unlinked temporary file (moe_input_spool), for readers that need the
+ * tensors in another order than the stream's. */
+int moe_ckpt_open_seekable(struct moe_ckpt *ck, const char *path);
 /* Opens a checkpoint held in memory (tests and fuzzers); not copied. */
 int moe_ckpt_open_memory(struct moe_ckpt *ck, const void *buf, size_t n,
 	const char *name);

@@ -1,5 +1,8 @@
 /* Tool front-end: program name, diagnostics, strict option values, stdout and progress. */
 #include "cli.h"
+#include "convert.h"
+#include "error.h"
+#include "output.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -203,4 +206,28 @@ void moe_progress_cb(void *p, uint64_t done, uint64_t total)
 
 	pr->total = total;
 	moe_progress_update(pr, done);
+}
+
+int moe_cli_write_conversion(struct moe_conversion *c, const char *path, int force,
+	const char *subject)
+{
+	struct moe_output *out = NULL;
+	int rc;
+
+	if (moe_cli_refuse_tty(path) != 0)
+		return -1;
+	if (moe_output_open(&out, path, force ? MOE_OUT_FORCE : 0) != 0) {
+		moe_cli_error(path, "%s", out ? moe_output_errstr(out) : "out of memory");
+		moe_output_free(out);
+		return -1;
+	}
+	/* a reader that stopped early (| head) is not an error worth a line */
+	if ((rc = moe_convert_write(c, out)) != 0) {
+		if (rc != MOE_EPIPE)
+			moe_cli_error(subject, "%s", moe_convert_errstr(c));
+	} else if ((rc = moe_output_commit(out)) != 0 && rc != MOE_EPIPE) {
+		moe_cli_error(path, "%s", moe_output_errstr(out));
+	}
+	moe_output_free(out);
+	return rc ? -1 : 0;
 }

@@ -38,6 +38,13 @@ int moe_cli_refuse_tty(const char *path);
  * Returns status unchanged on success, MOE_EXIT_FAIL otherwise. */
 int moe_cli_close_stdout(int status);
 
+struct moe_conversion;
+/* Writes a planned conversion to path ("-": stdout, refused on a
+ * terminal) atomically; prints one "prog: subject: message" line on
+ * failure, none when a reader closed the pipe. 0 or -1. */
+int moe_cli_write_conversion(struct moe_conversion *c, const char *path, int force,
+	const char *subject);
+
 /* Progress bar on stderr, drawn only when stderr is a terminal. */
 struct moe_progress {
 	const char *label;

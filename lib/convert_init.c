@@ -136,21 +136,6 @@ static int add_gen(struct moe_conversion *c, const char *name, const uint64_t *s
 	return moe_dtype_nbytes(MOE_DT_F32, moe_tensor_numel(t), &t->nbytes) ? MOE_ERANGE : 0;
 }
 
-static int set_array(struct moe_meta *m, const char *key, enum moe_vtype et,
-	void *data, uint64_t n)
-{
-	struct moe_value v = { .type = MOE_V_ARR };
-
-	v.v.arr.type = et;
-	v.v.arr.n = n;
-	v.v.arr.data = data;
-	if (moe_meta_set(m, key, &v) != 0) {
-		moe_value_release(&v);
-		return MOE_ENOMEM;
-	}
-	return 0;
-}
-
 /*
  * A SentencePiece-style vocabulary that spells everything in bytes:
  * <unk>, <s>, </s>, the 256 byte tokens, then unused fillers up to the
@@ -180,15 +165,15 @@ static int byte_vocab(struct moe_conversion *c, uint64_t vocab)
 			tok[i].len = strlen(buf);
 	}
 	if (rc == 0) {
-		rc = set_array(c->kv, "tokenizer.ggml.tokens", MOE_V_STR, tok, vocab);
+		rc = moe_meta_set_array(c->kv, "tokenizer.ggml.tokens", MOE_V_STR, tok, vocab);
 		tok = NULL;
 	}
 	if (rc == 0) {
-		rc = set_array(c->kv, "tokenizer.ggml.scores", MOE_V_F32, score, vocab);
+		rc = moe_meta_set_array(c->kv, "tokenizer.ggml.scores", MOE_V_F32, score, vocab);
 		score = NULL;
 	}
 	if (rc == 0) {
-		rc = set_array(c->kv, "tokenizer.ggml.token_type", MOE_V_I32, type, vocab);
+		rc = moe_meta_set_array(c->kv, "tokenizer.ggml.token_type", MOE_V_I32, type, vocab);
 		type = NULL;
 	}
 	if (rc == 0 && (moe_meta_set_str(c->kv, "tokenizer.ggml.model", "llama") ||

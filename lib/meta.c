@@ -186,6 +186,20 @@ int moe_meta_set_bool(struct moe_meta *m, const char *key, int b)
 	return moe_meta_set(m, key, &v);
 }
 
+int moe_meta_set_array(struct moe_meta *m, const char *key, enum moe_vtype et,
+	void *data, uint64_t n)
+{
+	struct moe_value v = { .type = MOE_V_ARR };
+	int rc;
+
+	v.v.arr.type = et;
+	v.v.arr.n = n;
+	v.v.arr.data = data;
+	if ((rc = moe_meta_set(m, key, &v)) != 0)
+		moe_value_release(&v);
+	return rc;
+}
+
 int moe_meta_remove(struct moe_meta *m, const char *key)
 {
 	struct entry *e = lookup(m, key);

@@ -69,6 +69,10 @@ int moe_meta_set_str(struct moe_meta *m, const char *key, const char *s);
 int moe_meta_set_u32(struct moe_meta *m, const char *key, uint32_t u);
 int moe_meta_set_f32(struct moe_meta *m, const char *key, float f);
 int moe_meta_set_bool(struct moe_meta *m, const char *key, int b);
+/* Stores an array of n elements of type et, taking ownership of data
+ * (freed, with its strings, even on failure). */
+int moe_meta_set_array(struct moe_meta *m, const char *key, enum moe_vtype et,
+	void *data, uint64_t n);
 int moe_meta_remove(struct moe_meta *m, const char *key);
 
 /* Typed reads: 0, MOE_ENOENT if absent, MOE_EFORMAT if the stored type

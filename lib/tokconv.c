@@ -206,21 +206,6 @@ static const char *pre_name(json_t *tok)
 	return name;
 }
 
-static int put_array(struct moe_meta *m, const char *key, enum moe_vtype et, void *data,
-	uint64_t n)
-{
-	struct moe_value v = { .type = MOE_V_ARR };
-
-	v.v.arr.type = et;
-	v.v.arr.n = n;
-	v.v.arr.data = data;
-	if (moe_meta_set(m, key, &v) != 0) {
-		moe_value_release(&v);
-		return MOE_ENOMEM;
-	}
-	return 0;
-}
-
 static int put_merges(struct moe_meta *m, json_t *merges)
 {
 	size_t n = json_array_size(merges), i;
@@ -246,7 +231,7 @@ static int put_merges(struct moe_meta *m, json_t *merges)
 		s[i].s = buf;
 		s[i].len = strlen(buf);
 	}
-	return put_array(m, "tokenizer.ggml.merges", MOE_V_STR, s, n);
+	return moe_meta_set_array(m, "tokenizer.ggml.merges", MOE_V_STR, s, n);
 }
 
 static int put_specials(struct moe_meta *m, const struct vocab *v, json_t *cfg)
@@ -304,11 +289,11 @@ int moe_tokconv_to_gguf(json_t *tok, json_t *cfg, struct moe_meta *m,
 		if (rc == 0)
 			rc = put_merges(m, json_object_get(model, "merges"));
 	}
-	if (rc == 0 && (rc = put_array(m, "tokenizer.ggml.tokens", MOE_V_STR, v.tok, v.n)) == 0)
+	if (rc == 0 && (rc = moe_meta_set_array(m, "tokenizer.ggml.tokens", MOE_V_STR, v.tok, v.n)) == 0)
 		v.tok = NULL;
-	if (rc == 0 && spm && (rc = put_array(m, "tokenizer.ggml.scores", MOE_V_F32, v.score, v.n)) == 0)
+	if (rc == 0 && spm && (rc = moe_meta_set_array(m, "tokenizer.ggml.scores", MOE_V_F32, v.score, v.n)) == 0)
 		v.score = NULL;
-	if (rc == 0 && (rc = put_array(m, "tokenizer.ggml.token_type", MOE_V_I32, v.type, v.n)) == 0)
+	if (rc == 0 && (rc = moe_meta_set_array(m, "tokenizer.ggml.token_type", MOE_V_I32, v.type, v.n)) == 0)
 		v.type = NULL;
 	if (rc == 0) {
 		struct vocab view = { (struct moe_str *)moe_meta_find(m, "tokenizer.ggml.tokens")->v.arr.data,
