@@ -264,23 +264,22 @@ START_TEST(phimoe_published)
 }
 END_TEST
 
-/* ../shared/ref/models: README section 1 totals / actives per model. */
+/* models.json's per-component counts, by our component. */
 static const struct {
-	const char *stem;
-	uint64_t total, active;
-} tiny[] = {
-	{ "llama-moe", 460096, 165184 },
-	{ "qwen2moe", 314048, 166592 },
-	{ "olmoe", 471616, 176704 },
-	{ "granitemoe", 244032, 96576 },
-	{ "deepseek", 350656, 203200 },
-	{ "deepseek2", 337024, 189568 },
-	{ "deepseek2-lite", 1984288, 1025824 },
-	{ "deepseek2-v3style", 324768, 177312 },
+	const char *key;
+	enum moe_comp comp;
+} ref_comps[] = {
+	{ "token_embd", MOE_COMP_EMBED }, { "output", MOE_COMP_HEAD },
+	{ "norms", MOE_COMP_NORM }, { "attention", MOE_COMP_ATTN },
+	{ "router", MOE_COMP_ROUTER }, { "routed_experts", MOE_COMP_EXPERTS },
+	{ "shared_experts", MOE_COMP_SHARED }, { "dense_ffn", MOE_COMP_DENSE },
 };
 
-static void tiny_one(const char *path, uint64_t total, uint64_t active)
+static void tiny_one(const char *path, json_t *counts)
 {
+	uint64_t total = (uint64_t)json_integer_value(json_object_get(counts, "total"));
+	uint64_t active = (uint64_t)json_integer_value(json_object_get(counts, "active_per_token"));
+
 	struct moe_ckpt *ck;
 	struct moe_arch a, at;
 	struct moe_params pm, pt, pa;
@@ -316,6 +315,15 @@ static void tiny_one(const char *path, uint64_t total, uint64_t active)
 	for (int k = 0; k < MOE_COMP_COUNT; k++)
 		ck_assert_msg(pm.comp[k] == pt.comp[k], "%s: %s differs", path, moe_comp_name(k));
 	ck_assert_msg(pt.comp[MOE_COMP_OTHER] == 0, "%s: unclassified tensors", path);
+	for (size_t k = 0; k < sizeof ref_comps / sizeof ref_comps[0]; k++) {
+		json_t *v = json_object_get(counts, ref_comps[k].key);
+
+		ck_assert_msg(json_is_integer(v), "%s: no '%s' in models.json", path, ref_comps[k].key);
+		ck_assert_msg(pt.comp[ref_comps[k].comp] == (uint64_t)json_integer_value(v),
+			"%s: %s is %llu, models.json says %lld", path, ref_comps[k].key,
+			(unsigned long long)pt.comp[ref_comps[k].comp],
+			(long long)json_integer_value(v));
+	}
 	for (uint32_t i = 0; i < pm.n_layers; i++)
 		ck_assert_uint_eq(pm.layers[i].total, pt.layers[i].total);
 	/* the checkpoint's own best description (metadata + tensors) */
@@ -338,25 +346,41 @@ static void tiny_one(const char *path, uint64_t total, uint64_t active)
 	moe_ckpt_free(ck);
 }
 
+/* ../shared/ref/models: every model of models.json (README section 1),
+ * with its quantised and dequantised copies, counted exactly from its
+ * metadata and from its tensors. */
 START_TEST(tiny_gguf_models)
 {
 	static const char *const variants[] = { "-f32", "-q8_0", "-q4_0",
 		"-q8_0-dequant-f32", "-q4_0-dequant-f32" };
 	const char *sh = moe_test_shared();
 	char path[4600];
+	json_error_t je;
+	json_t *doc, *models, *m;
+	size_t i;
 	int seen = 0;
 
 	if (sh == NULL)
 		return;
-	for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++)
+	snprintf(path, sizeof path, "%s/ref/models/models.json", sh);
+	doc = json_load_file(path, 0, &je);
+	ck_assert_msg(doc != NULL, "%s: %s", path, je.text);
+	models = json_object_get(doc, "models");
+	json_array_foreach(models, i, m) {
+		const char *stem = json_string_value(json_object_get(m, "name"));
+		json_t *counts = json_object_get(m, "param_counts");
+
+		ck_assert_ptr_nonnull(stem);
+		ck_assert(json_is_object(counts));
 		for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
-			snprintf(path, sizeof path, "%s/ref/models/%s%s.gguf", sh, tiny[i].stem,
-				variants[v]);
+			snprintf(path, sizeof path, "%s/ref/models/%s%s.gguf", sh, stem, variants[v]);
 			if (access(path, R_OK) != 0)
 				continue;
-			tiny_one(path, tiny[i].total, tiny[i].active);
+			tiny_one(path, counts);
 			seen++;
 		}
+	}
+	json_decref(doc);
 	ck_assert_int_ge(seen, 8);
 }
 END_TEST
