@@ -244,61 +244,9 @@ static void report_release(struct report *r)
 	moe_arch_release(&r->arch);
 }
 
-static const struct moe_layer *first_layer(const struct moe_arch *a, int moe)
+static json_t *differences_of(const struct report *r)
 {
-	for (uint32_t i = 0; i < a->n_layers; i++)
-		if (moe ? a->layers[i].ffn == MOE_FFN_MOE :
-			a->layers[i].attn != MOE_ATTN_NONE && a->layers[i].attn != MOE_ATTN_SSM)
-			return &a->layers[i];
-	return NULL;
-}
-
-static uint32_t count_layers(const struct moe_arch *a, int what)
-{
-	uint32_t n = 0;
-
-	for (uint32_t i = 0; i < a->n_layers; i++)
-		n += what == 0 ? a->layers[i].ffn == MOE_FFN_MOE :
-			what == 1 ? a->layers[i].ffn == MOE_FFN_DENSE :
-			what == 2 ? a->layers[i].attn == MOE_ATTN_SSM :
-			a->layers[i].window != 0;
-	return n;
-}
-
-/* Why the closed form and the tensors differ, one sentence each. */
-static json_t *differences(const struct report *r)
-{
-	json_t *a = json_array();
-	const struct moe_params *c = &r->cfg, *t = &r->ten;
-
-	if (!r->have_cfg || !r->have_ten)
-		return a;
-	if (c->total != t->total) {
-		char s[300];
-
-		snprintf(s, sizeof s, "main-model total differs: %" PRIu64 " from the configuration, %"
-			PRIu64 " from the tensors", c->total, t->total);
-		json_array_append_new(a, json_string(s));
-		if (c->comp[MOE_COMP_EMBED] != t->comp[MOE_COMP_EMBED])
-			json_array_append_new(a, json_string(
-				"the embedding has another row count than the configured vocabulary"));
-		if (c->comp[MOE_COMP_HEAD] != t->comp[MOE_COMP_HEAD])
-			json_array_append_new(a, json_string(t->comp[MOE_COMP_HEAD] == 0 ?
-				"the checkpoint has no output head tensor (tied to the embedding)" :
-				"the output head differs from the configuration (tied or vocabulary)"));
-	}
-	if (c->comp[MOE_COMP_MTP] != t->comp[MOE_COMP_MTP])
-		json_array_append_new(a, json_string(t->comp[MOE_COMP_MTP] ?
-			"the checkpoint holds multi-token-prediction layers sized differently from the configuration" :
-			"the configuration describes multi-token-prediction layers the checkpoint does not hold"));
-	if (c->comp[MOE_COMP_VISION] != t->comp[MOE_COMP_VISION])
-		json_array_append_new(a, json_string(t->comp[MOE_COMP_VISION] ?
-			"the checkpoint holds a vision tower (counted apart from the language model)" :
-			"the configuration describes a vision tower the checkpoint does not hold"));
-	if (t->scale_elems)
-		json_array_append_new(a, json_string(
-			"quantisation scale tensors are not counted as parameters"));
-	return a;
+	return r->have_cfg && r->have_ten ? moe_params_differences(&r->cfg, &r->ten) : json_array();
 }
 
 /* ---- human report ------------------------------------------------------- */
@@ -334,17 +282,17 @@ static const char *human_b(uint64_t n, char *buf, size_t len)
 static void print_arch(const struct report *r)
 {
 	const struct moe_arch *a = &r->arch;
-	const struct moe_layer *at = first_layer(a, 0), *m = first_layer(a, 1);
+	const struct moe_layer *at = moe_arch_first_layer(a, 0), *m = moe_arch_first_layer(a, 1);
 	char b1[32];
 
 	printf("  model        %s (model_type %s, described from %s)\n", a->family,
 		a->model_type, a->source);
 	if (r->note[0])
 		printf("  note         %s\n", r->note);
-	printf("  layers       %u: %u MoE, %u dense", a->n_layers, count_layers(a, 0),
-		count_layers(a, 1));
-	if (count_layers(a, 2))
-		printf(", %u linear-attention/state-space", count_layers(a, 2));
+	printf("  layers       %u: %u MoE, %u dense", a->n_layers, moe_arch_count(a, MOE_COUNT_MOE),
+		moe_arch_count(a, MOE_COUNT_DENSE));
+	if (moe_arch_count(a, MOE_COUNT_SSM))
+		printf(", %u linear-attention/state-space", moe_arch_count(a, MOE_COUNT_SSM));
 	if (a->enc_dec)
 		printf(" (%u encoder + %u decoder)", a->n_enc_layers, a->n_layers - a->n_enc_layers);
 	printf("; d_model %u, vocab %" PRIu64 ", %s head\n", a->d_model, a->vocab,
@@ -356,8 +304,8 @@ static void print_arch(const struct report *r)
 		printf("  attention    %s, %u heads / %u kv heads, head dim %u",
 			at->attn == MOE_ATTN_MHA ? "MHA" : "GQA", at->n_head, at->n_head_kv,
 			at->head_dim);
-		if (count_layers(a, 3))
-			printf("; %u layers windowed (%u tokens)", count_layers(a, 3),
+		if (moe_arch_count(a, MOE_COUNT_WINDOWED))
+			printf("; %u layers windowed (%u tokens)", moe_arch_count(a, MOE_COUNT_WINDOWED),
 				a->layers[0].window ? a->layers[0].window : a->layers[1 % a->n_layers].window);
 		printf("\n");
 	}
@@ -416,7 +364,7 @@ static void print_params(const struct report *r, const struct opts *o)
 				human_n(p->comp[k], b1, sizeof b1),
 				human_n(p->comp_active[k], b2, sizeof b2));
 	{
-		json_t *d = differences(r);
+		json_t *d = differences_of(r);
 		size_t i;
 		json_t *v;
 
@@ -467,94 +415,6 @@ static json_t *u64(uint64_t v)
 	return json_integer((json_int_t)v);
 }
 
-static json_t *arch_json(const struct moe_arch *a)
-{
-	const struct moe_layer *at = first_layer(a, 0), *m = first_layer(a, 1);
-	json_t *o = json_object(), *x;
-
-	json_object_set_new(o, "family", json_string(a->family));
-	json_object_set_new(o, "model_type", json_string(a->model_type));
-	json_object_set_new(o, "source", json_string(a->source));
-	json_object_set_new(o, "d_model", u64(a->d_model));
-	json_object_set_new(o, "n_layers", u64(a->n_layers));
-	json_object_set_new(o, "n_moe_layers", u64(count_layers(a, 0)));
-	json_object_set_new(o, "n_dense_layers", u64(count_layers(a, 1)));
-	json_object_set_new(o, "n_ssm_layers", u64(count_layers(a, 2)));
-	json_object_set_new(o, "encoder_layers", u64(a->enc_dec ? a->n_enc_layers : 0));
-	json_object_set_new(o, "vocab", u64(a->vocab));
-	json_object_set_new(o, "tied_embeddings", json_boolean(a->tied));
-	json_object_set_new(o, "context_length", u64(a->ctx));
-	json_object_set_new(o, "mtp_layers", u64(a->n_mtp));
-	json_object_set_new(o, "vision_params", u64(a->vision_params));
-	if (at) {
-		x = json_object();
-		json_object_set_new(x, "kind", json_string(moe_attn_kind_name(at->attn)));
-		json_object_set_new(x, "n_head", u64(at->n_head));
-		json_object_set_new(x, "n_head_kv", u64(at->n_head_kv));
-		json_object_set_new(x, "head_dim", u64(at->head_dim));
-		json_object_set_new(x, "head_dim_v", u64(at->head_dim_v));
-		json_object_set_new(x, "q_lora_rank", u64(at->q_lora_rank));
-		json_object_set_new(x, "kv_lora_rank", u64(at->kv_lora_rank));
-		json_object_set_new(x, "qk_rope_dim", u64(at->qk_rope_dim));
-		json_object_set_new(x, "windowed_layers", u64(count_layers(a, 3)));
-		json_object_set_new(o, "attention", x);
-	}
-	if (m) {
-		x = json_object();
-		json_object_set_new(x, "n_expert", u64(m->n_expert));
-		json_object_set_new(x, "top_k", u64(m->top_k));
-		json_object_set_new(x, "d_expert", u64(m->d_expert));
-		json_object_set_new(x, "n_shared", u64(m->n_shared));
-		json_object_set_new(x, "d_shared", u64(m->d_shared));
-		json_object_set_new(x, "shared_gate", json_boolean(m->shared_gate));
-		json_object_set_new(x, "gating", json_string(a->gating == MOE_GATE_SIGMOID ?
-			"sigmoid" : "softmax"));
-		json_object_set_new(x, "norm_topk", json_boolean(a->norm_topk));
-		json_object_set_new(x, "routed_scale", json_real(a->routed_scale));
-		json_object_set_new(x, "n_group", u64(a->n_group));
-		json_object_set_new(x, "topk_group", u64(a->topk_group));
-		json_object_set_new(x, "score_bias", json_boolean(m->score_bias));
-		json_object_set_new(o, "moe", x);
-	}
-	json_object_set_new(o, "unknown", json_string(a->unknown));
-	return o;
-}
-
-static json_t *params_json(const struct moe_params *p, const struct moe_arch *a)
-{
-	json_t *o = json_object(), *c = json_object(), *l = json_array();
-
-	json_object_set_new(o, "total", u64(p->total));
-	json_object_set_new(o, "active", p->active_known ? u64(p->active) : json_null());
-	json_object_set_new(o, "total_no_embed", u64(p->total_no_embed));
-	json_object_set_new(o, "active_no_embed", p->active_known ?
-		u64(p->active_no_embed) : json_null());
-	json_object_set_new(o, "total_nonembed", u64(p->total_nonembed));
-	json_object_set_new(o, "active_nonembed", p->active_known ?
-		u64(p->active_nonembed) : json_null());
-	json_object_set_new(o, "total_all", u64(p->total_all));
-	json_object_set_new(o, "sparsity", p->active_known ?
-		json_real(moe_params_sparsity(p)) : json_null());
-	json_object_set_new(o, "n_expert", u64(p->n_expert));
-	json_object_set_new(o, "experts_per_token", u64(p->top_k));
-	json_object_set_new(o, "scale_elements", u64(p->scale_elems));
-	for (int k = 0; k < MOE_COMP_COUNT; k++)
-		json_object_set_new(c, moe_comp_name(k), json_pack("{s:o,s:o}",
-			"total", u64(p->comp[k]), "active", u64(p->comp_active[k])));
-	json_object_set_new(o, "components", c);
-	for (uint32_t i = 0; i < p->n_layers; i++) {
-		const struct moe_layer *L = i < a->n_layers ? &a->layers[i] : NULL;
-
-		json_array_append_new(l, json_pack("{s:i,s:s,s:s,s:o,s:o}", "index", (int)i,
-			"attention", L ? moe_attn_kind_name(L->attn) : "none",
-			"ffn", !L || L->ffn == MOE_FFN_NONE ? "none" :
-				L->ffn == MOE_FFN_MOE ? "moe" : "dense",
-			"total", u64(p->layers[i].total), "active", u64(p->layers[i].active)));
-	}
-	json_object_set_new(o, "layers", l);
-	return o;
-}
-
 static json_t *memory_json(const struct report *r, const struct opts *o)
 {
 	json_t *a = json_array();
@@ -576,15 +436,15 @@ static json_t *memory_json(const struct report *r, const struct opts *o)
 
 static void report_json(json_t *doc, const struct report *r, const struct opts *o)
 {
-	json_object_set_new(doc, "architecture", arch_json(&r->arch));
+	json_object_set_new(doc, "architecture", moe_arch_to_json(&r->arch));
 	if (r->note[0])
 		json_object_set_new(doc, "architecture_note", json_string(r->note));
 	json_object_set_new(doc, "params_primary", json_string(r->have_ten ? "tensors" : "config"));
 	if (r->have_cfg)
-		json_object_set_new(doc, "params_config", params_json(&r->cfg, &r->arch));
+		json_object_set_new(doc, "params_config", moe_params_to_json(&r->cfg, &r->arch));
 	if (r->have_ten)
-		json_object_set_new(doc, "params_tensors", params_json(&r->ten, &r->arch));
-	json_object_set_new(doc, "params_notes", differences(r));
+		json_object_set_new(doc, "params_tensors", moe_params_to_json(&r->ten, &r->arch));
+	json_object_set_new(doc, "params_notes", differences_of(r));
 	json_object_set_new(doc, "kv_cache", json_pack("{s:i,s:o,s:o,s:o}",
 		"element_bytes", KV_BYTES,
 		"bytes_per_token", u64(moe_kv_bytes_per_token(&r->arch, KV_BYTES)),
@@ -650,7 +510,7 @@ static void print_tsv(const struct report *r)
 	else
 		printf("-\t%" PRIu64 "\t-\t-\t%" PRIu64, p->total_nonembed, p->total_all);
 	printf("\t%u\t%u\t%u\t%u\t%u\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n",
-		r->arch.n_layers, count_layers(&r->arch, 0), p->n_expert, p->top_k,
+		r->arch.n_layers, moe_arch_count(&r->arch, MOE_COUNT_MOE), p->n_expert, p->top_k,
 		r->arch.d_model, moe_kv_bytes_per_token(&r->arch, KV_BYTES),
 		moe_params_bytes(p, MOE_DT_BF16, 0), moe_params_bytes(p, MOE_DT_Q4_K, 0),
 		moe_params_bytes(p, MOE_DT_Q4_K, 2));

@@ -616,3 +616,84 @@ int moe_arch_from_ckpt(struct moe_arch *a, const struct moe_ckpt *ck)
 		return moe_arch_from_gguf(a, m, t, n);
 	return moe_arch_from_tensors(a, t, n);
 }
+
+/* ---- queries and JSON form --------------------------------------------- */
+
+const struct moe_layer *moe_arch_first_layer(const struct moe_arch *a, int moe)
+{
+	for (uint32_t i = 0; i < a->n_layers; i++)
+		if (moe ? a->layers[i].ffn == MOE_FFN_MOE :
+			a->layers[i].attn != MOE_ATTN_NONE && a->layers[i].attn != MOE_ATTN_SSM)
+			return &a->layers[i];
+	return NULL;
+}
+
+uint32_t moe_arch_count(const struct moe_arch *a, enum moe_count what)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < a->n_layers; i++)
+		n += what == MOE_COUNT_MOE ? a->layers[i].ffn == MOE_FFN_MOE :
+			what == MOE_COUNT_DENSE ? a->layers[i].ffn == MOE_FFN_DENSE :
+			what == MOE_COUNT_SSM ? a->layers[i].attn == MOE_ATTN_SSM :
+			a->layers[i].window != 0;
+	return n;
+}
+
+static json_t *u64(uint64_t v)
+{
+	return json_integer((json_int_t)v);
+}
+
+json_t *moe_arch_to_json(const struct moe_arch *a)
+{
+	const struct moe_layer *at = moe_arch_first_layer(a, 0), *m = moe_arch_first_layer(a, 1);
+	json_t *o = json_object(), *x;
+
+	json_object_set_new(o, "family", json_string(a->family));
+	json_object_set_new(o, "model_type", json_string(a->model_type));
+	json_object_set_new(o, "source", json_string(a->source));
+	json_object_set_new(o, "d_model", u64(a->d_model));
+	json_object_set_new(o, "n_layers", u64(a->n_layers));
+	json_object_set_new(o, "n_moe_layers", u64(moe_arch_count(a, MOE_COUNT_MOE)));
+	json_object_set_new(o, "n_dense_layers", u64(moe_arch_count(a, MOE_COUNT_DENSE)));
+	json_object_set_new(o, "n_ssm_layers", u64(moe_arch_count(a, MOE_COUNT_SSM)));
+	json_object_set_new(o, "encoder_layers", u64(a->enc_dec ? a->n_enc_layers : 0));
+	json_object_set_new(o, "vocab", u64(a->vocab));
+	json_object_set_new(o, "tied_embeddings", json_boolean(a->tied));
+	json_object_set_new(o, "context_length", u64(a->ctx));
+	json_object_set_new(o, "mtp_layers", u64(a->n_mtp));
+	json_object_set_new(o, "vision_params", u64(a->vision_params));
+	if (at) {
+		x = json_object();
+		json_object_set_new(x, "kind", json_string(moe_attn_kind_name(at->attn)));
+		json_object_set_new(x, "n_head", u64(at->n_head));
+		json_object_set_new(x, "n_head_kv", u64(at->n_head_kv));
+		json_object_set_new(x, "head_dim", u64(at->head_dim));
+		json_object_set_new(x, "head_dim_v", u64(at->head_dim_v));
+		json_object_set_new(x, "q_lora_rank", u64(at->q_lora_rank));
+		json_object_set_new(x, "kv_lora_rank", u64(at->kv_lora_rank));
+		json_object_set_new(x, "qk_rope_dim", u64(at->qk_rope_dim));
+		json_object_set_new(x, "windowed_layers", u64(moe_arch_count(a, MOE_COUNT_WINDOWED)));
+		json_object_set_new(o, "attention", x);
+	}
+	if (m) {
+		x = json_object();
+		json_object_set_new(x, "n_expert", u64(m->n_expert));
+		json_object_set_new(x, "top_k", u64(m->top_k));
+		json_object_set_new(x, "d_expert", u64(m->d_expert));
+		json_object_set_new(x, "n_shared", u64(m->n_shared));
+		json_object_set_new(x, "d_shared", u64(m->d_shared));
+		json_object_set_new(x, "shared_gate", json_boolean(m->shared_gate));
+		json_object_set_new(x, "gating", json_string(a->gating == MOE_GATE_SIGMOID ?
+			"sigmoid" : "softmax"));
+		json_object_set_new(x, "norm_topk", json_boolean(a->norm_topk));
+		json_object_set_new(x, "routed_scale", json_real(a->routed_scale));
+		json_object_set_new(x, "n_group", u64(a->n_group));
+		json_object_set_new(x, "topk_group", u64(a->topk_group));
+		json_object_set_new(x, "score_bias", json_boolean(m->score_bias));
+		json_object_set_new(o, "moe", x);
+	}
+	json_object_set_new(o, "unknown", json_string(a->unknown));
+	return o;
+}

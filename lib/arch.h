@@ -119,6 +119,18 @@ int moe_arch_from_tensors(struct moe_arch *a, const struct moe_tensor *tensors,
  * metadata, else its tensors. */
 int moe_arch_from_ckpt(struct moe_arch *a, const struct moe_ckpt *ck);
 
+/* First layer with attention (moe 0) or with routed experts (moe 1);
+ * NULL if none. */
+const struct moe_layer *moe_arch_first_layer(const struct moe_arch *a, int moe);
+
+enum moe_count { MOE_COUNT_MOE, MOE_COUNT_DENSE, MOE_COUNT_SSM, MOE_COUNT_WINDOWED };
+/* Layers with an MoE / dense FFN, a state-space mixer, a window. */
+uint32_t moe_arch_count(const struct moe_arch *a, enum moe_count what);
+
+/* The description as a JSON object (documented in moe-inspect(1),
+ * member "architecture"); the caller owns the reference. */
+json_t *moe_arch_to_json(const struct moe_arch *a);
+
 /* Comma-separated model_type values moe_arch_from_config accepts. */
 const char *moe_arch_supported(void);
 const char *moe_attn_kind_name(enum moe_attn_kind k);

@@ -1,4 +1,6 @@
 /* Parameter counts by component and layer, from the architecture or from tensors; memory and speed bounds. */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -385,4 +387,76 @@ uint64_t moe_kv_bytes_per_token(const struct moe_arch *a, unsigned eb)
 double moe_decode_bound(double bandwidth, uint64_t bytes)
 {
 	return bytes ? bandwidth / (double)bytes : 0.0;
+}
+
+static json_t *u64(uint64_t v)
+{
+	return json_integer((json_int_t)v);
+}
+
+json_t *moe_params_to_json(const struct moe_params *p, const struct moe_arch *a)
+{
+	json_t *o = json_object(), *c = json_object(), *l = json_array();
+
+	json_object_set_new(o, "total", u64(p->total));
+	json_object_set_new(o, "active", p->active_known ? u64(p->active) : json_null());
+	json_object_set_new(o, "total_no_embed", u64(p->total_no_embed));
+	json_object_set_new(o, "active_no_embed", p->active_known ?
+		u64(p->active_no_embed) : json_null());
+	json_object_set_new(o, "total_nonembed", u64(p->total_nonembed));
+	json_object_set_new(o, "active_nonembed", p->active_known ?
+		u64(p->active_nonembed) : json_null());
+	json_object_set_new(o, "total_all", u64(p->total_all));
+	json_object_set_new(o, "sparsity", p->active_known ?
+		json_real(moe_params_sparsity(p)) : json_null());
+	json_object_set_new(o, "n_expert", u64(p->n_expert));
+	json_object_set_new(o, "experts_per_token", u64(p->top_k));
+	json_object_set_new(o, "scale_elements", u64(p->scale_elems));
+	for (int k = 0; k < MOE_COMP_COUNT; k++)
+		json_object_set_new(c, moe_comp_name(k), json_pack("{s:o,s:o}",
+			"total", u64(p->comp[k]), "active", u64(p->comp_active[k])));
+	json_object_set_new(o, "components", c);
+	for (uint32_t i = 0; i < p->n_layers; i++) {
+		const struct moe_layer *L = a && i < a->n_layers ? &a->layers[i] : NULL;
+
+		json_array_append_new(l, json_pack("{s:i,s:s,s:s,s:o,s:o}", "index", (int)i,
+			"attention", L ? moe_attn_kind_name(L->attn) : "none",
+			"ffn", !L || L->ffn == MOE_FFN_NONE ? "none" :
+				L->ffn == MOE_FFN_MOE ? "moe" : "dense",
+			"total", u64(p->layers[i].total), "active", u64(p->layers[i].active)));
+	}
+	json_object_set_new(o, "layers", l);
+	return o;
+}
+
+json_t *moe_params_differences(const struct moe_params *c, const struct moe_params *t)
+{
+	json_t *a = json_array();
+
+	if (c->total != t->total) {
+		char s[300];
+
+		snprintf(s, sizeof s, "main-model total differs: %" PRIu64 " from the configuration, %"
+			PRIu64 " from the tensors", c->total, t->total);
+		json_array_append_new(a, json_string(s));
+		if (c->comp[MOE_COMP_EMBED] != t->comp[MOE_COMP_EMBED])
+			json_array_append_new(a, json_string(
+				"the embedding has another row count than the configured vocabulary"));
+		if (c->comp[MOE_COMP_HEAD] != t->comp[MOE_COMP_HEAD])
+			json_array_append_new(a, json_string(t->comp[MOE_COMP_HEAD] == 0 ?
+				"the checkpoint has no output head tensor (tied to the embedding)" :
+				"the output head differs from the configuration (tied or vocabulary)"));
+	}
+	if (c->comp[MOE_COMP_MTP] != t->comp[MOE_COMP_MTP])
+		json_array_append_new(a, json_string(t->comp[MOE_COMP_MTP] ?
+			"the checkpoint holds multi-token-prediction layers sized differently from the configuration" :
+			"the configuration describes multi-token-prediction layers the checkpoint does not hold"));
+	if (c->comp[MOE_COMP_VISION] != t->comp[MOE_COMP_VISION])
+		json_array_append_new(a, json_string(t->comp[MOE_COMP_VISION] ?
+			"the checkpoint holds a vision tower (counted apart from the language model)" :
+			"the configuration describes a vision tower the checkpoint does not hold"));
+	if (t->scale_elems)
+		json_array_append_new(a, json_string(
+			"quantisation scale tensors are not counted as parameters"));
+	return a;
 }

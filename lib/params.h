@@ -58,6 +58,13 @@ int moe_params_from_arch(struct moe_params *p, const struct moe_arch *a,
 int moe_params_from_tensors(struct moe_params *p, const struct moe_arch *a,
 	const struct moe_tensor *t, size_t n, struct moe_error *err);
 
+/* JSON object of the counts (moe-inspect(1), "params_config" and
+ * "params_tensors"); a names the layers' kinds. Caller owns it. */
+json_t *moe_params_to_json(const struct moe_params *p, const struct moe_arch *a);
+/* Array of sentences on why the closed form (cfg) and the tensors (ten)
+ * differ: totals, embedding rows, head, MTP, vision, scale tensors. */
+json_t *moe_params_differences(const struct moe_params *cfg, const struct moe_params *ten);
+
 /* active / total (0 when total is 0). */
 double moe_params_sparsity(const struct moe_params *p);
 

@@ -66,6 +66,17 @@ START_TEST(deepseek_v3_layout)
 	ck_assert_uint_eq(a.n_group, 8);
 	ck_assert_uint_eq(a.topk_group, 4);
 	ck_assert_str_eq(moe_attn_kind_name(L->attn), "mla");
+	ck_assert_ptr_eq(moe_arch_first_layer(&a, 1), &a.layers[3]);
+	ck_assert_uint_eq(moe_arch_count(&a, MOE_COUNT_DENSE), 3);
+	{
+		json_t *j = moe_arch_to_json(&a);
+
+		ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "attention"),
+			"kind")), "mla");
+		ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "moe"),
+			"n_expert")), 256);
+		json_decref(j);
+	}
 	moe_arch_release(&a);
 	ck_assert_ptr_null(a.layers);
 }

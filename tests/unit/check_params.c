@@ -428,10 +428,29 @@ START_TEST(tensor_accounting_details)
 	ck_assert_uint_eq(p.layers[0].active, 8 + 32);
 	ck_assert_uint_eq(p.layers[1].active, 256);
 	ck_assert(p.active_known);
+	/* JSON form: members and per-layer rows */
+	{
+		json_t *j = moe_params_to_json(&p, &a), *d;
+
+		ck_assert_int_eq(json_integer_value(json_object_get(j, "total")), (json_int_t)p.total);
+		ck_assert_int_eq(json_array_size(json_object_get(j, "layers")), 2);
+		ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+			json_object_get(j, "components"), "mtp"), "total")), 48);
+		json_decref(j);
+		d = moe_params_differences(&p, &p);
+		ck_assert_int_eq(json_array_size(d), 1);   /* the scale tensors */
+		json_decref(d);
+	}
 	moe_params_release(&p);
 	/* without an arch: no top-k, and block 2 is a block like the others */
 	ck_assert_int_eq(moe_params_from_tensors(&p, NULL, t, sizeof t / sizeof t[0], &e), 0);
 	ck_assert(!p.active_known);
+	{
+		json_t *j = moe_params_to_json(&p, NULL);
+
+		ck_assert(json_is_null(json_object_get(j, "active")));
+		json_decref(j);
+	}
 	ck_assert_uint_eq(p.n_layers, 3);
 	ck_assert_uint_eq(p.comp[MOE_COMP_MTP], 32);
 	moe_params_release(&p);
