@@ -23,6 +23,15 @@ test_expect_success 'json: DeepSeek-V3 report' '
 	test_golden inspect-deepseek-v3.json out
 '
 
+test_expect_success 'json: every member name is documented in the man page' '
+	(cd "$SRC" && moe-inspect -j -b 100 examples/configs/*.json) >out &&
+	tr ",{[" "\n\n\n" <out | sed -n "s/.*\"\([a-z_0-9]*\)\":.*/\1/p" | sort -u >keys &&
+	test $(wc -l <keys) -gt 60 &&
+	for k in $(cat keys); do
+		grep -q "Li.* $k\( \|$\)" "$SRC/man/moe-inspect.1" || { echo "undocumented: $k"; exit 1; }
+	done
+'
+
 test_expect_success '--ctx and --bandwidth: KV cache and decode bound' '
 	(cd "$SRC" && moe-inspect -c 32768 -b 400 examples/configs/mixtral-8x7b.json) >out &&
 	test_golden inspect-mixtral-8x7b-ctx-bw out &&
