@@ -447,6 +447,25 @@ json_t *moe_params_differences(const struct moe_params *c, const struct moe_para
 				"the checkpoint has no output head tensor (tied to the embedding)" :
 				"the output head differs from the configuration (tied or vocabulary)"));
 	}
+	{
+		/* name the first blocks that disagree: where to look */
+		uint32_t i, shown = 0, n = c->n_layers < t->n_layers ? c->n_layers : t->n_layers;
+		char s[300];
+
+		for (i = 0; i < n && shown < 3; i++) {
+			if (c->layers[i].total == t->layers[i].total)
+				continue;
+			snprintf(s, sizeof s, "layer %u: %" PRIu64 " from the configuration, %" PRIu64
+				" from the tensors", i, c->layers[i].total, t->layers[i].total);
+			json_array_append_new(a, json_string(s));
+			shown++;
+		}
+		if (c->n_layers != t->n_layers) {
+			snprintf(s, sizeof s, "%u layers in the configuration, %u in the tensors",
+				c->n_layers, t->n_layers);
+			json_array_append_new(a, json_string(s));
+		}
+	}
 	if (c->comp[MOE_COMP_MTP] != t->comp[MOE_COMP_MTP])
 		json_array_append_new(a, json_string(t->comp[MOE_COMP_MTP] ?
 			"the checkpoint holds multi-token-prediction layers sized differently from the configuration" :

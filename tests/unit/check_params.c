@@ -440,6 +440,18 @@ START_TEST(tensor_accounting_details)
 		d = moe_params_differences(&p, &p);
 		ck_assert_int_eq(json_array_size(d), 1);   /* the scale tensors */
 		json_decref(d);
+		{
+			struct moe_params q = p;
+			struct moe_layer_params ql[2] = { p.layers[0], p.layers[1] };
+
+			q.layers = ql;
+			q.total += 5;
+			ql[1].total += 5;
+			d = moe_params_differences(&q, &p);
+			ck_assert_int_eq(json_array_size(d), 3);
+			ck_assert_ptr_nonnull(strstr(json_string_value(json_array_get(d, 1)), "layer 1: "));
+			json_decref(d);
+		}
 	}
 	moe_params_release(&p);
 	/* without an arch: no top-k, and block 2 is a block like the others */
