@@ -5,6 +5,15 @@
 #include "infer.h"
 #include "pool.h"
 
+/* No fused multiply-adds: every product is rounded before it is added, as
+ * in the ggml kernels the quantized paths reproduce (GCC contracts inside
+ * target_clones functions even in ISO C mode; clang contracts by default). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 /* Work buffers hold n_batch rows; widths are the largest any layer needs. */
 struct moe_infer {
 	struct moe_error err;

@@ -21,10 +21,6 @@
 
 #define TB 4   /* tokens per pass over a weight row */
 
-/* A fused multiply-add would round once where moe_vec_dot rounds twice. */
-#ifdef __GNUC__
-#pragma GCC optimize("fp-contract=off")
-#endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
 #define HOT __attribute__((target_clones("avx2", "default")))
