@@ -13,8 +13,8 @@
 /*
  * One pass over the archive: members that sniff as GGUF, safetensors or a
  * PyTorch zip are handed to their backend through a moe_input reading that
- * member; config.json, generation_config.json and tokenizer_config.json
- * (by basename, first one wins) fill the side JSON; *.index.json members
+ * member; config.json, generation_config.json, tokenizer_config.json and
+ * tokenizer.json (by basename, first one wins) fill the side JSON; *.index.json members
  * are checked against what was loaded once the pass is over. Nested
  * archives, directories and other files are skipped.
  *
@@ -531,6 +531,8 @@ static int pass(struct moe_ckpt *ck, struct arc *s, struct pending_index **pi, s
 			rc = side_json(ck, s, e, &ck->generation_config);
 		else if (strcmp(b, "tokenizer_config.json") == 0)
 			rc = side_json(ck, s, e, &ck->tokenizer_config);
+		else if (strcmp(b, "tokenizer.json") == 0)
+			rc = side_json(ck, s, e, &ck->tokenizer);
 		else if (ends_with(b, ".index.json")) {
 			struct pending_index *np = realloc(*pi, (*npi + 1) * sizeof *np);
 			if (np == NULL)

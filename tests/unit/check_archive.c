@@ -254,9 +254,10 @@ START_TEST(sharded_safetensors_everywhere)
 			{ "model/model-00002-of-00002.safetensors", s2.p, s2.n },
 			{ "model/model.safetensors.index.json", index_json, sizeof index_json - 1 },
 			{ "model/extra/tiny.gguf", g.p, g.n },
+			{ "model/tokenizer.json", "{\"model\":{\"type\":\"BPE\"}}", 24 },
 		};
 		char name[64], fname[256];
-		if (!build(&arc, kinds[k].fmt, kinds[k].filter, kinds[k].opts, m, 7)) {
+		if (!build(&arc, kinds[k].fmt, kinds[k].filter, kinds[k].opts, m, 8)) {
 			fprintf(stderr, "note: libarchive cannot write %s here; skipped\n", kinds[k].ext);
 			free(arc.p);
 			continue;
@@ -274,6 +275,7 @@ START_TEST(sharded_safetensors_everywhere)
 			ck_assert_ptr_nonnull(cfg = moe_ckpt_json(o.ck, "config"));
 			ck_assert_str_eq(json_string_value(json_object_get(cfg, "model_type")), "mixtral");
 			ck_assert_ptr_nonnull(moe_ckpt_json(o.ck, "index"));
+			ck_assert_ptr_nonnull(moe_ckpt_json(o.ck, "tokenizer"));
 			snprintf(fname, sizeof fname, "%s:model/model-00002-of-00002.safetensors",
 				mode == M_FILE ? o.path : name);
 			ck_assert_str_eq(moe_ckpt_file_name(o.ck, moe_ckpt_find(o.ck, "b")->file), fname);
