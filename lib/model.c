@@ -113,6 +113,32 @@ static const struct moe_tensor *find(struct moe_model *m, int il, const char *su
 	return moe_ckpt_find(m->ck, name);
 }
 
+/* "[E, R, C]" of an expected shape, "?" where any size is accepted. */
+static void want_str(char *out, size_t len, uint32_t n_mat, uint32_t rows, uint32_t cols)
+{
+	char r[16] = "?", c[16] = "?";
+
+	if (rows)
+		snprintf(r, sizeof r, "%u", rows);
+	if (cols)
+		snprintf(c, sizeof c, "%u", cols);
+	if (n_mat)
+		snprintf(out, len, "[%u, %s, %s]", n_mat, r, c);
+	else
+		snprintf(out, len, "[%s, %s]", r, c);
+}
+
+static void shape_str(char *out, size_t len, int ndim, const uint64_t *shape)
+{
+	size_t at = (size_t)snprintf(out, len, "[");
+
+	for (int i = 0; i < ndim && at < len; i++)
+		at += (size_t)snprintf(out + at, len - at, "%s%llu", i ? ", " : "",
+			(unsigned long long)shape[i]);
+	if (at < len)
+		snprintf(out + at, len - at, "]");
+}
+
 static int kernel_dtype(enum moe_dtype t)
 {
 	return t == MOE_DT_F32 || t == MOE_DT_F16 || t == MOE_DT_BF16 ||
@@ -143,11 +169,14 @@ static int get_mat(struct moe_model *m, struct moe_mat *w, int il, const char *s
 	r = t->shape[nd - 2];
 	c = t->shape[nd - 1];
 	if (t->ndim != nd || (n_mat && e != n_mat) || (rows && r != rows) || (cols && c != cols) ||
-	    r == 0 || c == 0 || r > MAX_VOCAB || c > MAX_WIDTH)
-		return moe_error_set(&m->err, MOE_EFORMAT,
-			"tensor '%s' has shape %s, expected [%u%s%u, %u]", t->name,
-			t->ndim == nd ? "of another size" : "of another rank",
-			n_mat, n_mat ? ", " : "", rows, cols);
+	    r == 0 || c == 0 || r > MAX_VOCAB || c > MAX_WIDTH) {
+		char got[160], want[96];
+
+		shape_str(got, sizeof got, t->ndim, t->shape);
+		want_str(want, sizeof want, n_mat, rows, cols);
+		return moe_error_set(&m->err, MOE_EFORMAT, "tensor '%s' has shape %s, expected %s",
+			t->name, got, want);
+	}
 	if (!kernel_dtype(t->dtype))
 		return moe_error_set(&m->err, MOE_EUNSUP, "tensor '%s': no kernel for type %s",
 			t->name, moe_dtype_name(t->dtype));

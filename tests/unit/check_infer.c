@@ -269,6 +269,7 @@ struct spec {
 	int identical;          /* every expert the same matrices */
 	enum moe_dtype dt;      /* projections, experts, embeddings, head */
 	const char *skip;       /* tensor left out */
+	int bad_router;         /* one router row too many */
 };
 
 static uint64_t rng;
@@ -322,7 +323,7 @@ static char *build_model(const struct spec *sp)
 		add(t, &n, L("attn_v.weight"), 2, NKV * D / NH, D, 0, sp->dt, 0.125f, 0, 0);
 		add(t, &n, L("attn_output.weight"), 2, D, D, 0, sp->dt, 0.125f, 0, 0);
 		add(t, &n, L("ffn_norm.weight"), 1, D, 0, 0, MOE_DT_F32, 0.1f, 1, 0);
-		add(t, &n, L("ffn_gate_inp.weight"), 2, E, D, 0, MOE_DT_F32, 0.4f, 0, 0);
+		add(t, &n, L("ffn_gate_inp.weight"), 2, E + (sp->bad_router && l == 1), D, 0, MOE_DT_F32, 0.4f, 0, 0);
 		add(t, &n, L("ffn_gate_exps.weight"), 3, E, FF, D, sp->dt, 0.125f, 0, sp->identical);
 		add(t, &n, L("ffn_up_exps.weight"), 3, E, FF, D, sp->dt, 0.125f, 0, sp->identical);
 		add(t, &n, L("ffn_down_exps.weight"), 3, E, D, FF, sp->dt, 0.125f, 0, sp->identical);
@@ -415,7 +416,7 @@ static void tokens(int32_t *t, int n)
  * another thread count give the same logits. */
 static void batch_vs_incremental(enum moe_dtype dt, double tol)
 {
-	struct spec sp = { 8, 2, 0, dt, NULL };
+	struct spec sp = { 8, 2, 0, dt, NULL, 0 };
 	char *path = build_model(&sp);
 	struct moe_model *m = open_built(path);
 	struct moe_infer *a = new_state(m, 2, 32, 0), *b = new_state(m, 1, 32, 0);
@@ -456,7 +457,7 @@ END_TEST
  * i.e. the weighted mixture sums to the dense FFN. */
 START_TEST(test_mixture_identical_experts)
 {
-	struct spec one = { 1, 1, 1, MOE_DT_F32, NULL }, many = { 8, 2, 1, MOE_DT_F32, NULL };
+	struct spec one = { 1, 1, 1, MOE_DT_F32, NULL, 0 }, many = { 8, 2, 1, MOE_DT_F32, NULL, 0 };
 	char *p1 = build_model(&one), *p8 = build_model(&many);
 	struct moe_model *m1 = open_built(p1), *m8 = open_built(p8);
 	int32_t tk[12];
@@ -490,7 +491,7 @@ END_TEST
  * renormalised probabilities; with top-k = E every expert is used. */
 START_TEST(test_routing_record)
 {
-	struct spec sp = { 8, 2, 0, MOE_DT_F32, NULL };
+	struct spec sp = { 8, 2, 0, MOE_DT_F32, NULL, 0 };
 	char *path = build_model(&sp);
 	struct moe_model *m = open_built(path);
 	int32_t tk[10];
@@ -540,7 +541,7 @@ END_TEST
 
 START_TEST(test_errors)
 {
-	struct spec sp = { 8, 2, 0, MOE_DT_F32, "blk.1.ffn_up_exps.weight" };
+	struct spec sp = { 8, 2, 0, MOE_DT_F32, "blk.1.ffn_up_exps.weight", 0 };
 	char *path = build_model(&sp);
 	struct moe_model *m;
 	struct moe_infer *s;
@@ -554,6 +555,27 @@ START_TEST(test_errors)
 	free(path);
 
 	sp.skip = NULL;
+	sp.bad_router = 1;
+	path = build_model(&sp);
+	ck_assert_int_eq(moe_model_new(&m), 0);
+	ck_assert_int_eq(moe_model_open(m, path), MOE_EFORMAT);
+	ck_assert_str_eq(moe_model_errstr(m),
+		"tensor 'blk.1.ffn_gate_inp.weight' has shape [9, 64], expected [8, 64]");
+	moe_model_free(m);
+	unlink(path);
+	free(path);
+
+	sp.bad_router = 0;
+	sp.n_used = 9;
+	path = build_model(&sp);
+	ck_assert_int_eq(moe_model_new(&m), 0);
+	ck_assert_int_eq(moe_model_open(m, path), MOE_EFORMAT);
+	ck_assert_ptr_nonnull(strstr(moe_model_errstr(m), "9 of 8 experts"));
+	moe_model_free(m);
+	unlink(path);
+	free(path);
+
+	sp.n_used = 2;
 	path = build_model(&sp);
 	m = open_built(path);
 	s = new_state(m, 1, 2, 0);
