@@ -36,6 +36,10 @@ struct layer {
 	uint16_t *seg;            /* (cache_segment, k) current cache segment */
 	uint64_t *mark;           /* (E) tick of the last token using the expert */
 	uint64_t *wload;          /* (E) loads in the current window */
+	uint64_t tick;            /* tokens seen by this layer */
+	uint32_t group_n, seg_n;  /* tokens in the current group, segment */
+	uint64_t win_n;           /* tokens in the current window */
+	size_t n_wins;            /* windows closed */
 };
 
 struct moe_route_stats {
@@ -52,9 +56,13 @@ struct moe_route_stats {
 	int n_threads;
 	int have_prev;
 	uint32_t prev_seq, prev_pos;
-	uint64_t tick;
-	uint32_t group_n, seg_n;
-	uint64_t win_n;
+	uint16_t *b_experts;              /* (b_cap, n_moe, k) batch of tokens */
+	float *b_probs;                   /* (b_cap, n_moe, E) or NULL */
+	float *b_lse;                     /* (b_cap, n_moe) or NULL */
+	int32_t *b_token;                 /* (b_cap) */
+	unsigned char *b_events;          /* (b_cap) EV_* */
+	uint32_t b_n, b_cap;
+	uint64_t win_n;                   /* tokens in the current window */
 	struct moe_route_balance *wins;   /* (n_wins, n_moe) */
 	uint64_t *win_tokens;             /* (n_wins) */
 	size_t n_wins, cap_wins;
@@ -172,15 +180,28 @@ static int alloc_layers(struct moe_route_stats *s)
 	}
 	if (s->o.top_tokens && moe_token_count_new(&s->texts) != 0)
 		oom = 1;
-	if (!s->o.no_cache) {
+	{
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		s->n_threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
 		if ((uint32_t)s->n_threads > s->h.n_moe)
 			s->n_threads = (int)s->h.n_moe;
-		for (int i = 0; !oom && i < s->n_threads; i++)
-			if (moe_cache_sim_new(&s->sim[i], E) != 0)
-				oom = 1;
 	}
+	for (int i = 0; !oom && !s->o.no_cache && i < s->n_threads; i++)
+		if (moe_cache_sim_new(&s->sim[i], E) != 0)
+			oom = 1;
+	/* a batch of about 2^22 stored values keeps threads busy and memory small */
+	{
+		uint64_t per = (uint64_t)s->h.n_moe * (k + ((s->h.flags & MOE_TRACE_PROBS) ? E : 0) + 1);
+		uint64_t cap = (1u << 22) / per;
+		s->b_cap = cap < 1 ? 1 : cap > 4096 ? 4096 : (uint32_t)cap;
+	}
+	s->b_experts = zalloc((size_t)s->b_cap * s->h.n_moe * k, sizeof *s->b_experts, &oom);
+	if (s->h.flags & MOE_TRACE_PROBS)
+		s->b_probs = zalloc((size_t)s->b_cap * s->h.n_moe * E, sizeof *s->b_probs, &oom);
+	if (s->h.flags & MOE_TRACE_LSE)
+		s->b_lse = zalloc((size_t)s->b_cap * s->h.n_moe, sizeof *s->b_lse, &oom);
+	s->b_token = zalloc(s->b_cap, sizeof *s->b_token, &oom);
+	s->b_events = zalloc(s->b_cap, sizeof *s->b_events, &oom);
 	return oom ? moe_error_set(&s->err, MOE_ENOMEM, "out of memory") : 0;
 }
 
@@ -240,6 +261,11 @@ void moe_route_stats_free(struct moe_route_stats *s)
 		moe_token_count_free(y->tok);
 	}
 	moe_token_count_free(s->texts);
+	free(s->b_experts);
+	free(s->b_probs);
+	free(s->b_lse);
+	free(s->b_token);
+	free(s->b_events);
 	free(s->L);
 	for (int i = 0; i < MAX_THREADS; i++)
 		moe_cache_sim_free(s->sim[i]);
@@ -256,80 +282,168 @@ const char *moe_route_stats_errstr(const struct moe_route_stats *s)
 	return moe_error_str(&s->err);
 }
 
+/*
+ * Tokens are buffered in a batch and each worker thread takes whole layers
+ * (l = id, id + n_threads, ...) through the batch: every statistic is per
+ * layer, and the per-token events (new sequence, adjacency) are decided
+ * once by the caller's thread, so all layers see the same groups,
+ * segments and windows.
+ */
+enum { EV_NEWSEQ = 1, EV_ADJACENT = 2 };
+
 /* Capacity of an expert in a group of n tokens: floor(CF * n * k / E). */
-static void close_group(struct moe_route_stats *s)
+static void close_group(const struct moe_route_stats *s, struct layer *y)
 {
 	uint32_t E = s->h.n_experts;
 
-	if (s->group_n == 0)
+	if (y->group_n == 0)
 		return;
-	for (uint32_t l = 0; l < s->h.n_moe; l++) {
-		struct layer *y = &s->L[l];
-		for (uint32_t c = 0; c < s->o.n_cf; c++) {
-			double cap = floor(s->o.cf[c] * (double)s->group_n * s->h.top_k / E);
-			uint64_t d = 0;
-			for (uint32_t e = 0; e < E; e++)
-				if ((double)y->group[e] > cap)
-					d += y->group[e] - (uint64_t)cap;
-			y->drops[c] += d;
-		}
-		memset(y->group, 0, E * sizeof *y->group);
+	for (uint32_t c = 0; c < s->o.n_cf; c++) {
+		double cap = floor(s->o.cf[c] * (double)y->group_n * s->h.top_k / E);
+		uint64_t d = 0;
+		for (uint32_t e = 0; e < E; e++)
+			if ((double)y->group[e] > cap)
+				d += y->group[e] - (uint64_t)cap;
+		y->drops[c] += d;
 	}
-	s->group_n = 0;
+	memset(y->group, 0, E * sizeof *y->group);
+	y->group_n = 0;
 }
 
-struct seg_job {
-	struct moe_route_stats *s;
-	int id, rc;
+static int close_segment(const struct moe_route_stats *s, struct layer *y,
+	struct moe_cache_sim *sim)
+{
+	int rc = 0;
+
+	if (y->seg && y->seg_n > 0)
+		rc = moe_cache_sim_run(sim, y->seg, (size_t)y->seg_n * s->h.top_k, y->cache);
+	y->seg_n = 0;
+	return rc;
+}
+
+/* The window slots were reserved by the caller's thread. */
+static void close_window(const struct moe_route_stats *s, struct layer *y, uint32_t l)
+{
+	if (y->win_n == 0)
+		return;
+	moe_route_balance(y->wload, s->h.n_experts, s->o.top_m,
+		&s->wins[y->n_wins++ * s->h.n_moe + l]);
+	memset(y->wload, 0, s->h.n_experts * sizeof *y->wload);
+	y->win_n = 0;
+}
+
+/* Token i of the batch in layer l. */
+static int add_layer(const struct moe_route_stats *s, uint32_t l, uint32_t i)
+{
+	struct layer *y = &s->L[l];
+	uint32_t k = s->h.top_k, E = s->h.n_experts, n = s->h.n_moe, inter = 0;
+	const uint16_t *e = s->b_experts + ((size_t)i * n + l) * k;
+
+	y->tick++;
+	y->top1[e[0]]++;
+	for (uint32_t j = 0; j < k; j++) {
+		y->load[e[j]]++;
+		y->group[e[j]]++;
+		inter += y->mark[e[j]] == y->tick - 1;
+	}
+	for (uint32_t j = 0; j < k; j++)
+		y->mark[e[j]] = y->tick;
+	if (s->b_events[i] & EV_ADJACENT)
+		y->overlap[inter]++;
+	if (y->coact)   /* upper triangle only: half the increments */
+		for (uint32_t a = 0; a < k; a++)
+			for (uint32_t b = a + 1; b < k; b++) {
+				uint32_t lo = e[a] < e[b] ? e[a] : e[b], hi = e[a] ^ e[b] ^ lo;
+				y->coact[(size_t)lo * E + hi]++;
+			}
+	if (y->trans)
+		y->trans[(size_t)e[-(ptrdiff_t)k] * E + e[0]]++;
+	if (y->seg)
+		memcpy(y->seg + (size_t)y->seg_n * k, e, k * sizeof *e);
+	if (y->wload)
+		for (uint32_t j = 0; j < k; j++)
+			y->wload[e[j]]++;
+	if (y->probsum) {
+		const float *p = s->b_probs + ((size_t)i * n + l) * E;
+		for (uint32_t x = 0; x < E; x++)
+			y->probsum[x] += (uint64_t)llrint((double)p[x] * PROB_SCALE);
+	}
+	if (s->b_lse) {
+		double v = s->b_lse[(size_t)i * n + l];
+		y->zsum += (i128)llrint(v * v * LSE_SCALE);
+	}
+	if (y->tok && s->b_token[i] >= 0)
+		for (uint32_t j = 0; j < k; j++)
+			if (moe_token_count_add(y->tok, e[j], (uint32_t)s->b_token[i], 1) != 0)
+				return MOE_ENOMEM;
+	return 0;
+}
+
+struct job {
+	const struct moe_route_stats *s;
+	int id, final, rc;
 };
 
-/* Layers id, id + n_threads, ...: layers are independent, so the cache
- * simulation (the costly statistic) runs on all cores. */
-static void *seg_worker(void *arg)
+static void *worker(void *arg)
 {
-	struct seg_job *j = arg;
-	struct moe_route_stats *s = j->s;
+	struct job *j = arg;
+	const struct moe_route_stats *s = j->s;
+	struct moe_cache_sim *sim = s->sim[j->id];
 
-	for (uint32_t l = (uint32_t)j->id; l < s->h.n_moe; l += (uint32_t)s->n_threads)
-		if (moe_cache_sim_run(s->sim[j->id], s->L[l].seg, (size_t)s->seg_n * s->h.top_k,
-		    s->L[l].cache) != 0)
-			j->rc = MOE_ENOMEM;
+	for (uint32_t l = (uint32_t)j->id; l < s->h.n_moe; l += (uint32_t)s->n_threads) {
+		struct layer *y = &s->L[l];
+		for (uint32_t i = 0; i < s->b_n && j->rc == 0; i++) {
+			if (s->b_events[i] & EV_NEWSEQ) {
+				close_group(s, y);
+				j->rc |= close_segment(s, y, sim);
+			}
+			j->rc |= add_layer(s, l, i);
+			if (++y->group_n == s->o.group_size)
+				close_group(s, y);
+			if (y->seg && ++y->seg_n == s->o.cache_segment)
+				j->rc |= close_segment(s, y, sim);
+			if (y->wload && ++y->win_n == s->o.window)
+				close_window(s, y, l);
+		}
+		if (j->final) {
+			close_group(s, y);
+			j->rc |= close_segment(s, y, sim);
+			if (y->wload)
+				close_window(s, y, l);
+		}
+	}
 	return NULL;
 }
 
-static int close_segment(struct moe_route_stats *s)
+/* Runs the batch through all layers on n_threads threads. */
+static int run_batch(struct moe_route_stats *s, int final)
 {
-	struct seg_job jobs[MAX_THREADS];
+	struct job jobs[MAX_THREADS];
 	pthread_t tid[MAX_THREADS];
-	int started = 0, rc = 0;
+	int started = 1, rc = 0;
 
-	if (s->o.no_cache || s->seg_n == 0)
-		return 0;
 	for (int i = 0; i < s->n_threads; i++)
-		jobs[i] = (struct seg_job){ s, i, 0 };
-	for (int i = 0; i < s->n_threads; i++) {
-		if (i > 0 && pthread_create(&tid[i], NULL, seg_worker, &jobs[i]) != 0)
-			break;
-		started = i + 1;
-	}
+		jobs[i] = (struct job){ s, i, final, 0 };
+	for (int i = 1; i < s->n_threads && started == i; i++)
+		if (pthread_create(&tid[i], NULL, worker, &jobs[i]) == 0)
+			started = i + 1;
 	/* threads that failed to start: their layers run here */
 	for (int i = started; i < s->n_threads; i++)
-		seg_worker(&jobs[i]);
-	seg_worker(&jobs[0]);
+		worker(&jobs[i]);
+	worker(&jobs[0]);
 	for (int i = 1; i < started; i++)
 		pthread_join(tid[i], NULL);
 	for (int i = 0; i < s->n_threads; i++)
 		rc |= jobs[i].rc;
-	s->seg_n = 0;
+	s->b_n = 0;
 	return rc ? moe_error_set(&s->err, MOE_ENOMEM, "out of memory") : 0;
 }
 
-static int close_window(struct moe_route_stats *s)
+/* Counts windows as the workers will, so that their slots exist. */
+static int reserve_window(struct moe_route_stats *s, uint64_t tokens)
 {
 	uint32_t n = s->h.n_moe;
 
-	if (s->win_n == 0)
-		return 0;
 	if (s->n_wins == s->cap_wins) {
 		size_t cap = s->cap_wins ? s->cap_wins * 2 : 64;
 		struct moe_route_balance *w = realloc(s->wins, cap * n * sizeof *w);
@@ -342,12 +456,7 @@ static int close_window(struct moe_route_stats *s)
 		s->win_tokens = t;
 		s->cap_wins = cap;
 	}
-	for (uint32_t l = 0; l < n; l++) {
-		moe_route_balance(s->L[l].wload, s->h.n_experts, s->o.top_m,
-			&s->wins[s->n_wins * n + l]);
-		memset(s->L[l].wload, 0, s->h.n_experts * sizeof *s->L[l].wload);
-	}
-	s->win_tokens[s->n_wins++] = s->win_n;
+	s->win_tokens[s->n_wins++] = tokens;
 	s->win_n = 0;
 	return 0;
 }
@@ -356,100 +465,48 @@ int moe_route_stats_flush(struct moe_route_stats *s)
 {
 	int rc;
 
-	close_group(s);
-	if ((rc = close_segment(s)) != 0)
+	if (s->err.code)
+		return s->err.code;
+	if (s->win_n && (rc = reserve_window(s, s->win_n)) != 0)
 		return rc;
 	s->have_prev = 0;
-	return close_window(s);
-}
-
-static void add_layer(struct moe_route_stats *s, struct layer *y,
-	const uint16_t *e, const uint16_t *prev_e, const struct moe_trace_token *t,
-	uint32_t l, int adjacent)
-{
-	uint32_t k = s->h.top_k, E = s->h.n_experts, inter = 0;
-
-	y->top1[e[0]]++;
-	for (uint32_t j = 0; j < k; j++) {
-		y->load[e[j]]++;
-		y->group[e[j]]++;
-		inter += y->mark[e[j]] == s->tick - 1;
-	}
-	for (uint32_t j = 0; j < k; j++)
-		y->mark[e[j]] = s->tick;
-	if (adjacent)
-		y->overlap[inter]++;
-	if (y->coact)   /* upper triangle only: half the increments */
-		for (uint32_t i = 0; i < k; i++)
-			for (uint32_t j = i + 1; j < k; j++) {
-				uint32_t a = e[i] < e[j] ? e[i] : e[j], b = e[i] ^ e[j] ^ a;
-				y->coact[(size_t)a * E + b]++;
-			}
-	if (y->trans)
-		y->trans[(size_t)prev_e[0] * E + e[0]]++;
-	if (y->seg)
-		memcpy(y->seg + (size_t)s->seg_n * k, e, k * sizeof *e);
-	if (y->wload)
-		for (uint32_t j = 0; j < k; j++)
-			y->wload[e[j]]++;
-	if (y->probsum) {
-		const float *p = t->probs + (size_t)l * E;
-		for (uint32_t i = 0; i < E; i++)
-			y->probsum[i] += (uint64_t)llrint((double)p[i] * PROB_SCALE);
-	}
-	if (t->lse)
-		y->zsum += (i128)llrint((double)t->lse[l] * t->lse[l] * LSE_SCALE);
-}
-
-static int add_token_id(struct moe_route_stats *s, const struct moe_trace_token *t)
-{
-	uint32_t k = s->h.top_k;
-
-	for (uint32_t l = 0; l < s->h.n_moe; l++)
-		for (uint32_t j = 0; j < k; j++)
-			if (moe_token_count_add(s->L[l].tok, t->experts[(size_t)l * k + j],
-			    (uint32_t)t->token, 1) != 0)
-				return moe_error_set(&s->err, MOE_ENOMEM, "out of memory");
-	if (t->text && moe_token_count_set_text(s->texts, (uint32_t)t->token, t->text) != 0)
-		return moe_error_set(&s->err, MOE_ENOMEM, "out of memory");
-	return 0;
+	return run_batch(s, 1);
 }
 
 int moe_route_stats_add(struct moe_route_stats *s, const struct moe_trace_token *t)
 {
-	uint32_t k = s->h.top_k;
-	int adjacent, rc;
+	uint32_t k = s->h.top_k, n = s->h.n_moe, i = s->b_n;
+	int rc;
 
 	if (s->err.code)
 		return s->err.code;
-	if (!s->have_prev || t->seq != s->prev_seq) {
-		close_group(s);
-		if ((rc = close_segment(s)) != 0)
-			return rc;
-	}
 	if ((s->h.flags & MOE_TRACE_PROBS) && t->probs == NULL)
 		return moe_error_set(&s->err, MOE_EINVAL, "token without router probabilities");
-	adjacent = s->have_prev && t->seq == s->prev_seq && t->pos == s->prev_pos + 1;
-	s->tick++;
-	for (uint32_t l = 0; l < s->h.n_moe; l++) {
-		if (t->lse && !(fabsf(t->lse[l]) <= MOE_TRACE_MAX_LSE))
+	if ((s->h.flags & MOE_TRACE_LSE) && t->lse == NULL)
+		return moe_error_set(&s->err, MOE_EINVAL, "token without log-sum-exp");
+	for (uint32_t l = 0; t->lse && l < n; l++)
+		if (!(fabsf(t->lse[l]) <= MOE_TRACE_MAX_LSE))
 			return moe_error_set(&s->err, MOE_ERANGE, "log-sum-exp beyond 1e6");
-		add_layer(s, &s->L[l], t->experts + (size_t)l * k,
-			l ? t->experts + (size_t)(l - 1) * k : NULL, t, l, adjacent);
-	}
-	if (s->texts && t->token >= 0 && (rc = add_token_id(s, t)) != 0)
-		return rc;
+	s->b_events[i] = (!s->have_prev || t->seq != s->prev_seq ? EV_NEWSEQ : 0) |
+		(s->have_prev && t->seq == s->prev_seq && t->pos == s->prev_pos + 1 ? EV_ADJACENT : 0);
+	memcpy(s->b_experts + (size_t)i * n * k, t->experts, (size_t)n * k * sizeof *t->experts);
+	if (s->b_probs)
+		memcpy(s->b_probs + (size_t)i * n * s->h.n_experts, t->probs,
+			(size_t)n * s->h.n_experts * sizeof *t->probs);
+	if (s->b_lse)
+		memcpy(s->b_lse + (size_t)i * n, t->lse, n * sizeof *t->lse);
+	s->b_token[i] = t->token;
+	if (s->texts && t->token >= 0 && t->text &&
+	    moe_token_count_set_text(s->texts, (uint32_t)t->token, t->text) != 0)
+		return moe_error_set(&s->err, MOE_ENOMEM, "out of memory");
 	s->tokens++;
 	s->have_prev = 1;
 	s->prev_seq = t->seq;
 	s->prev_pos = t->pos;
-	if (++s->group_n == s->o.group_size)
-		close_group(s);
-	if (!s->o.no_cache && ++s->seg_n == s->o.cache_segment &&
-	    (rc = close_segment(s)) != 0)
+	if (s->o.window && ++s->win_n == s->o.window && (rc = reserve_window(s, s->win_n)) != 0)
 		return rc;
-	if (s->o.window && ++s->win_n == s->o.window)
-		return close_window(s);
+	if (++s->b_n == s->b_cap)
+		return run_batch(s, 0);
 	return 0;
 }
 

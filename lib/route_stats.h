@@ -65,10 +65,12 @@ int moe_route_stats_new(struct moe_route_stats **out,
 void moe_route_stats_free(struct moe_route_stats *s);
 const char *moe_route_stats_errstr(const struct moe_route_stats *s);
 
-/* Adds one token (already validated against the same header shape). */
+/* Adds one token (already validated against the same header shape). The
+ * token is copied into a batch that worker threads process per layer. */
 int moe_route_stats_add(struct moe_route_stats *s, const struct moe_trace_token *t);
-/* Closes the pending group and cache segment; call after the last token
- * of an input (also before saving or merging). */
+/* Processes buffered tokens and closes the pending group, cache segment
+ * and window; call after the last token of an input, and before reading
+ * results, saving or merging. */
 int moe_route_stats_flush(struct moe_route_stats *s);
 
 /* Adds b's counts into a; both must have the same shape and options. */

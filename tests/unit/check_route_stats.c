@@ -246,6 +246,7 @@ START_TEST(losses_overlap_transitions)
 	 * aux = E * sum f P = 2 * 3/4 = 1.5; z = (1^2 + 3^2) / 2 = 5 */
 	add(s, 0, 0, &e0, p, &l1);
 	add(s, 0, 1, &e0, p, &l3);
+	ck_assert_int_eq(moe_route_stats_flush(s), 0);
 	ck_assert_int_eq(moe_route_stats_aux_loss(s, 0, &a1, &ak), 0);
 	ck_assert_double_eq_tol(a1, 1.5, EPS);
 	ck_assert_double_eq_tol(ak, 1.5, EPS);
@@ -263,6 +264,7 @@ START_TEST(losses_overlap_transitions)
 	};
 	for (uint32_t i = 0; i < 6; i++)
 		add(s, i / 3, i % 3, t[i], NULL, NULL);
+	ck_assert_int_eq(moe_route_stats_flush(s), 0);
 	/* layer 0 adjacent pairs: {0,1}{1,2} J 1/3, {1,2}{2,1} J 1,
 	 * {0,3}{0,2} J 1/3, {0,2}{1,0} J 1/3 -> mean (1 + 1 + 1/3 + 1/3 + 1/3 ... ) */
 	ck_assert_double_eq_tol(moe_route_stats_jaccard(s, 0), (1.0 / 3 * 3 + 1) / 4, EPS);
@@ -406,6 +408,7 @@ START_TEST(top_tokens)
 		add(s, 0, i, &ex[i], NULL, NULL);
 	}
 	token_id = -1;
+	ck_assert_int_eq(moe_route_stats_flush(s), 0);
 	ck_assert_int_eq(moe_route_stats_top_tokens(s, 0, &e, &n), 0);
 	ck_assert_uint_eq(n, 3);
 	ck_assert_uint_eq(e[0].expert, 0);
