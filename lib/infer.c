@@ -169,6 +169,9 @@ int moe_infer_new(struct moe_infer **out, const struct moe_model *m,
 	}
 	if ((rc = alloc_buffers(s, o->n_threads)) != 0)
 		return rc;
+#if defined(__x86_64__) && defined(__GNUC__)
+	s->avx2 = __builtin_cpu_supports("avx2");
+#endif
 	if ((rc = moe_pool_new(&s->pool, o->n_threads)) != 0)
 		return moe_error_set(&s->err, rc, "cannot start %d threads", o->n_threads);
 	return 0;

@@ -59,6 +59,7 @@ struct moe_infer {
 	uint8_t *act;
 	size_t act_bytes;
 	float *f16tab;             /* (65536) F16 bit pattern -> F32 */
+	int avx2;                  /* the CPU runs the AVX2 integer kernels */
 	float *scratch;            /* (n_threads, scratch_n) per-thread */
 	size_t scratch_n;
 };

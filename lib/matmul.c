@@ -209,6 +209,62 @@ HOT static void dot_q8act(const struct moe_infer *s, enum moe_dtype dt, const ui
 		out[t] = acc[t];
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_AVX2_KERNEL 1
+
+/* dot_q8act with AVX2 integer instructions: the same integer block sums
+ * (|w| <= 128 and |y| <= 127 keep maddubs' int16 pair sums exact), then
+ * the same float steps block by block. */
+__attribute__((target("avx2"))) static void dot_q8act_avx2(const struct moe_infer *s,
+	enum moe_dtype dt, const uint8_t *row, const uint8_t *a, size_t a_row, uint32_t nt,
+	uint32_t n, float *out)
+{
+	const float *tab = s->f16tab;
+	const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+	size_t wb = dt == MOE_DT_Q4_0 ? 18 : 34;
+	float acc[TB] = { 0 };
+
+	for (uint32_t b = 0; b < n / 32; b++, row += wb) {
+		float dx = tab[row[0] | row[1] << 8];
+		__m256i w, aw;
+
+		if (dt == MOE_DT_Q4_0) {
+			__m128i q = _mm_loadu_si128((const __m128i *)(row + 2));
+			__m256i qq = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+
+			w = _mm256_sub_epi8(_mm256_and_si256(qq, low), eight);
+		} else
+			w = _mm256_loadu_si256((const __m256i *)(row + 2));
+		aw = _mm256_sign_epi8(w, w);
+		for (uint32_t t = 0; t < nt; t++) {
+			const uint8_t *y = a + t * a_row + (size_t)b * 34;
+			__m256i yv = _mm256_loadu_si256((const __m256i *)(y + 2));
+			__m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(yv, w)), ones);
+			__m128i h = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+			float dy = tab[y[0] | y[1] << 8];
+			int is;
+
+			h = _mm_hadd_epi32(h, h);
+			h = _mm_hadd_epi32(h, h);
+			is = _mm_cvtsi128_si32(h);
+			if (dt == MOE_DT_Q4_0)
+				acc[t] += (float)is * dx * dy;
+			else
+				acc[t] += (float)is * (dx * dy);
+		}
+	}
+	for (uint32_t t = 0; t < nt; t++)
+		out[t] = acc[t];
+}
+#endif
+
+#ifdef HAVE_AVX2_KERNEL
+#define dot_q8act_x86 dot_q8act_avx2
+#else
+#define dot_q8act_x86 dot_q8act
+#endif
+
 static void run_quant(void *ctx, int ith, int nth)
 {
 	struct job *j = ctx;
@@ -225,7 +281,9 @@ static void run_quant(void *ctx, int ith, int nth)
 			uint32_t nt = j->n - t < TB ? j->n - t : TB;
 			const uint8_t *a = j->a + (size_t)t * j->a_row;
 
-			if (fast)
+			if (fast && j->s->avx2)
+				dot_q8act_x86(j->s, w->dt, row, a, j->a_row, nt, w->cols, out);
+			else if (fast)
 				dot_q8act(j->s, w->dt, row, a, j->a_row, nt, w->cols, out);
 			else
 				for (uint32_t k = 0; k < nt; k++)
