@@ -1,5 +1,6 @@
 /* Checkpoints inside tar / tar.gz / tar.zst / tar.xz / tar.bz2 / zip archives, read in one pass with libarchive. */
 #include "ckpt_impl.h"
+#include "torch_impl.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -32,8 +33,9 @@
  *
  * safetensors and GGUF members get per-file ops reading at any offset
  * through their cursor. A PyTorch member keeps its own zip reader over a
- * forward-only input fed by its cursor, so its tensors must be read in
- * storage order.
+ * forward-only input fed by its cursor; to go back it asks for a fresh
+ * input on the member (member_reopen), so any order works, at the price of
+ * reading the archive again up to the member.
  *
  * The archive itself is registered as a file without tensors ("x.tar")
  * whose release frees the shared state once no member file uses it.
@@ -404,6 +406,23 @@ static int add_cursor(struct moe_ckpt *ck, struct arc *s, const char *path, stru
 	return 0;
 }
 
+/* moe_torch_reopen_fn: the member again from its first byte. */
+static int member_reopen(void *ctx, struct moe_input **out)
+{
+	struct cursor *c = ctx;
+	char *name;
+	int rc;
+
+	if (c->arc->src == NULL)
+		return MOE_ESEEK;
+	if (asprintf(&name, "%s:%s", c->arc->name, c->path) < 0)
+		return MOE_ENOMEM;
+	c->pos = 0;
+	rc = moe_input_open_fn(out, name, cursor_read, c, -1);
+	free(name);
+	return rc;
+}
+
 /* A checkpoint member: sniff it, load it, give its files their data path. */
 static int load_member(struct moe_ckpt *ck, struct arc *s, struct archive_entry *e)
 {
@@ -445,8 +464,10 @@ static int load_member(struct moe_ckpt *ck, struct arc *s, struct archive_entry 
 	}
 	for (size_t i = before; i < ck->nfiles; i++) {
 		struct moe_ckpt_file *f = &ck->files[i];
-		if (f->ops != NULL)
-			continue;  /* PyTorch: its zip reader streams through f->in */
+		if (f->ops != NULL) {  /* PyTorch: its zip reader streams through f->in */
+			moe_torch_set_reopen(ck, (int)i, member_reopen, c);
+			continue;
+		}
 		ck->bytes_extra += moe_input_bytes_read(f->in);
 		moe_input_free(f->in);
 		f->in = NULL;

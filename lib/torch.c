@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pickle.h"
+#include "torch_impl.h"
 
 /*
  * Layout written by torch.save (PyTorchStreamWriter, a zip of stored,
@@ -31,7 +32,8 @@
  * data.pkl comes first, so a pipe can be listed after reading one member.
  *
  * Data reads follow the zip forward. On a regular file a read behind the
- * reader reopens the archive; on a stream it is MOE_ESEEK, and tensors
+ * reader reopens the archive (inside a tar, through the archive loader's
+ * reopen function, torch_impl.h); on a stream it is MOE_ESEEK, and tensors
  * must be read in moe_ckpt_storage_order(): a tensor's offset is where its
  * storage's bytes start in the zip plus the view's byte offset - exact for
  * the stored members of a file (found by a scan of every header), and for
@@ -61,7 +63,10 @@ struct view {
 };
 
 struct torch_zip {
-	struct moe_input *in;   /* borrowed from the ckpt file */
+	struct moe_input *in;   /* the ckpt file's, or own_in after a reopen */
+	struct moe_input *own_in;
+	moe_torch_reopen_fn reopen;  /* way back for a forward-only input */
+	void *reopen_ctx;
 	uint64_t start;         /* input offset of the zip */
 	int seekable;
 	struct archive *a;
@@ -129,6 +134,13 @@ static int open_reader(struct moe_ckpt *ck, struct torch_zip *z)
 	if (z->a) {
 		archive_read_free(z->a);
 		z->a = NULL;
+		if (!z->seekable) {  /* only reached with a reopen function */
+			struct moe_input *in;
+			if ((rc = z->reopen(z->reopen_ctx, &in)) != 0)
+				return moe_error_set(&ck->err, rc, "cannot read the zip again");
+			moe_input_free(z->own_in);
+			z->in = z->own_in = in;
+		}
 	}
 	if (z->seekable && (rc = moe_input_seek(z->in, z->start)) != 0)
 		return moe_error_set(&ck->err, rc, "%s", moe_input_errstr(z->in));
@@ -453,6 +465,7 @@ static void torch_release(struct moe_ckpt_file *f)
 		return;
 	if (z->a)
 		archive_read_free(z->a);
+	moe_input_free(z->own_in);
 	for (size_t i = 0; i < z->nst; i++)
 		free(z->st[i].member);
 	free(z->st);
@@ -509,7 +522,7 @@ static int goto_storage(struct moe_ckpt *ck, struct torch_zip *z, size_t s,
 	int rc;
 
 	if (z->st[s].passed || ((size_t)z->cur == s && z->curpos > pos)) {
-		if (!z->seekable)
+		if (!z->seekable && z->reopen == NULL)
 			return moe_error_set(&ck->err, MOE_ESEEK,
 				"tensor '%s': its storage was already read past on a "
 				"forward-only input (read tensors in storage order)", tname);
@@ -671,6 +684,18 @@ static int scan(struct moe_ckpt *ck, int file, struct torch_zip *z)
 		}
 		return rc;
 	}
+	return 0;
+}
+
+int moe_torch_set_reopen(struct moe_ckpt *ck, int file, moe_torch_reopen_fn fn, void *ctx)
+{
+	struct torch_zip *z;
+
+	if (file < 0 || (size_t)file >= ck->nfiles || ck->files[file].ops != &torch_fops)
+		return MOE_EINVAL;
+	z = ck->files[file].priv;
+	z->reopen = fn;
+	z->reopen_ctx = ctx;
 	return 0;
 }
 
