@@ -397,7 +397,7 @@ static int read_hparams(struct moe_model *m)
 			hp->attn_factor = 1.0f / (1.0f + 0.1f * logf(1.0f / hp->freq_scale));
 		}
 		if (hp->n_group && (hp->n_expert % hp->n_group || hp->topk_group == 0 ||
-		    hp->topk_group > hp->n_group))
+		    hp->topk_group > hp->n_group || hp->n_group > 256))
 			return moe_error_set(&m->err, MOE_EFORMAT, "bad expert groups (%u of %u)",
 				hp->topk_group, hp->n_group);
 		break;

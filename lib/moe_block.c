@@ -60,11 +60,9 @@ static void gate_probs(const struct moe_hparams *hp, const float *lg, float *p, 
 static void limit_groups(const struct moe_hparams *hp, float *score)
 {
 	uint32_t ng = hp->n_group, per = hp->n_expert / ng;
-	float gs[256];
+	float gs[256];   /* the loader allows at most 256 groups */
 	unsigned char keep[256] = { 0 };
 
-	if (ng > 256)
-		return;
 	for (uint32_t g = 0; g < ng; g++) {
 		float a = -INFINITY, b = -INFINITY;
 
@@ -99,19 +97,24 @@ static void choose(struct moe_infer *s, const struct moe_model_layer *L,
 	uint32_t E = hp->n_expert, K = s->top_k;
 	float *sc = s->score, sum = 0;
 
-	for (uint32_t i = 0; i < E; i++)
+	/* NaN scores rank lowest; a chosen expert is marked NaN so that each
+	 * expert is taken at most once per token, whatever the scores */
+	for (uint32_t i = 0; i < E; i++) {
 		sc[i] = L->probs_bias ? p[i] + L->probs_bias[i] : p[i];
+		if (isnan(sc[i]))
+			sc[i] = -INFINITY;
+	}
 	if (hp->n_group > 1)
 		limit_groups(hp, sc);
 	for (uint32_t k = 0; k < K; k++) {
-		uint32_t best = 0;
+		uint32_t best = E;
 
-		for (uint32_t i = 1; i < E; i++)
-			if (sc[i] > sc[best])
+		for (uint32_t i = 0; i < E; i++)
+			if (!isnan(sc[i]) && (best == E || sc[i] > sc[best]))
 				best = i;
 		sel[k] = (int32_t)best;
 		w[k] = p[best];
-		sc[best] = -INFINITY;
+		sc[best] = NAN;
 	}
 	if (hp->norm_topk) {
 		for (uint32_t k = 0; k < K; k++)
