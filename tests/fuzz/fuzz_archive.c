@@ -66,6 +66,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (k && moe_ckpt_read(ck, t, t->nbytes - k, b, k) == 0)
 					sum += b[0];
 			}
+			/* and backwards: files and archives go back by reopening */
+			for (size_t i = n; i-- > 0;) {
+				const struct moe_tensor *t = moe_ckpt_tensor(ck, idx[i]);
+				unsigned char b[16];
+				size_t k = t->nbytes < sizeof b ? (size_t)t->nbytes : sizeof b;
+				if (k && moe_ckpt_read(ck, t, 0, b, k) == 0)
+					sum += b[k - 1];
+			}
 			free(idx);
 		}
 	}
