@@ -23,6 +23,32 @@ test_expect_success 'pipe: same tensors from standard input' '
 	test_cmp b a
 '
 
+# data OUT.safetensors NAME: the bytes of tensor NAME (offset and size from the listing)
+data() {
+	moe-inspect -t "$1" | awk -v n="$2" '$1 == n { print $(NF - 2), $NF }' >pos &&
+	read -r size off <pos &&
+	tail -c +$((off + 1)) "$1" | head -c "$size"
+}
+
+# The transposed view, gathered: element (i, j) of embed.T is float i + 3j.
+for i in 0 1 2; do for j in 0 1 2 3; do bytes $((4 * (i + 3 * j) + 1)) 4; done; done >want.t
+bytes 1 48 >want.w
+bytes 105 8 >want.b
+
+for how in file pipe tar; do
+	test_expect_success "values survive moe-convert to safetensors ($how)" '
+		case $how in
+		file) moe-convert -o out-$how.safetensors model.pt ;;
+		pipe) cat model.pt | moe-convert -o out-$how.safetensors - ;;
+		tar) tar -cf - model.pt | moe-convert -o out-$how.safetensors - ;;
+		esac &&
+		data out-$how.safetensors model.embed_tokens.weight >got && cmp want.w got &&
+		data out-$how.safetensors lm_head.weight >got && cmp want.w got &&
+		data out-$how.safetensors model.embed_tokens.weight_t >got && cmp want.t got &&
+		data out-$how.safetensors model.norm.bias >got && cmp want.b got
+	'
+done
+
 test_expect_success 'a pickle that would run a command is refused, nothing runs' '
 	mkdir -p evil/archive &&
 	{

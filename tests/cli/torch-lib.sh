@@ -80,9 +80,19 @@ mkzip() {
 	rm -f cd.tmp
 }
 
+# bytes FIRST N: N bytes counting up from FIRST (mod 256)
+bytes() {
+	b=$1
+	end=$(($1 + $2))
+	while [ "$b" -lt "$end" ]; do
+		printf "$(printf '\\%03o' $((b & 255)))"
+		b=$((b + 1))
+	done
+}
+
 # mkpt OUT: a small state dict: embed (4,3) F32, its transpose (a strided
 # view of the same storage), a bias viewing a HalfStorage from offset 2, a
-# tied copy of embed. Works in a scratch directory next to OUT.
+# tied copy of embed. Storage bytes count up: 1..48 and 101..112. Works in a scratch directory next to OUT.
 mkpt() {
 	rm -rf mkpt.tmp && mkdir -p mkpt.tmp/archive/data && (
 		cd mkpt.tmp &&
@@ -95,8 +105,8 @@ mkpt() {
 			printf 'u.'
 		} >archive/data.pkl &&
 		printf little >archive/byteorder &&
-		head -c 48 /dev/zero >archive/data/0 &&
-		head -c 12 /dev/zero >archive/data/1 &&
+		bytes 1 48 >archive/data/0 &&
+		bytes 101 12 >archive/data/1 &&
 		printf '3\n' >archive/version &&
 		mkzip model.pt archive/data.pkl archive/byteorder archive/data/0 archive/data/1 archive/version
 	) && mv mkpt.tmp/model.pt "$1" && mv mkpt.tmp/archive . && rm -rf mkpt.tmp
