@@ -506,16 +506,32 @@ static int load_ffn(struct moe_model *m, struct moe_model_layer *L, int il)
 
 int moe_model_open(struct moe_model *m, const char *path)
 {
-	struct moe_hparams *hp = &m->hp;
-	uint32_t vocab = 0;
+	struct moe_ckpt *ck;
 	int rc;
 
 	if (m->ck != NULL)
 		return moe_error_set(&m->err, MOE_EINVAL, "model already open");
-	if ((rc = moe_ckpt_new(&m->ck)) != 0)
+	if ((rc = moe_ckpt_new(&ck)) != 0)
 		return moe_error_set(&m->err, rc, "out of memory");
-	if ((rc = moe_ckpt_open(m->ck, path)) != 0)
-		return moe_error_set(&m->err, rc, "%s", moe_ckpt_errstr(m->ck));
+	if ((rc = moe_ckpt_open(ck, path)) != 0) {
+		moe_error_set(&m->err, rc, "%s", moe_ckpt_errstr(ck));
+		moe_ckpt_free(ck);
+		return rc;
+	}
+	return moe_model_open_ckpt(m, ck);
+}
+
+int moe_model_open_ckpt(struct moe_model *m, struct moe_ckpt *ck)
+{
+	struct moe_hparams *hp = &m->hp;
+	uint32_t vocab = 0;
+	int rc;
+
+	if (m->ck != NULL) {
+		moe_ckpt_free(ck);
+		return moe_error_set(&m->err, MOE_EINVAL, "model already open");
+	}
+	m->ck = ck;
 	if ((rc = read_hparams(m)) != 0)
 		return rc;
 	if ((rc = get_mat(m, &m->tok_embd, -1, "token_embd.weight", 0, 0, hp->n_embd, 1)) != 0)

@@ -117,6 +117,9 @@ void moe_model_free(struct moe_model *m);
 /* Opens path (anything moe_ckpt_open accepts, mappable, with GGUF
  * metadata). Errors name the missing or mis-shaped tensor or key. */
 int moe_model_open(struct moe_model *m, const char *path);
+/* Same over a checkpoint the caller opened (e.g. moe_ckpt_open_memory);
+ * the model takes it over, also on failure. */
+int moe_model_open_ckpt(struct moe_model *m, struct moe_ckpt *ck);
 const char *moe_model_errstr(const struct moe_model *m);
 
 /* Row r of matrix e of w. */
