@@ -557,6 +557,71 @@ static int is_index_name(const char *s)
 	return n > 11 && strcmp(s + n - 11, ".index.json") == 0;
 }
 
+/* Kind of checkpoint a directory entry holds: 0 none, else a preference
+ * rank (lower wins). */
+static int dir_entry_kind(struct moe_ckpt *ck, const char *path)
+{
+	struct moe_input *in;
+	struct stat st;
+	const void *p;
+	size_t got;
+	enum moe_sniff s = MOE_SNIFF_UNKNOWN;
+	int kind = 0;
+
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || open_path_input(ck, path, &in) != 0)
+		return 0;
+	if (moe_input_peek(in, 512, &p, &got) == 0)
+		s = moe_sniff_bytes(p, got);
+	if (s == MOE_SNIFF_SAFETENSORS)
+		kind = 1;
+	/* a PyTorch zip is a checkpoint, any other zip beside one is not */
+	else if (s == MOE_SNIFF_ZIP && zip_first_is_pickle(p, got))
+		kind = 2;
+	else if (s == MOE_SNIFF_GGUF)
+		kind = 3;
+	moe_input_free(in);
+	return kind;
+}
+
+/*
+ * Without an index, every checkpoint file of the preferred kind:
+ * repositories often ship the same weights as safetensors and as PyTorch
+ * .bin (and sometimes a GGUF); safetensors win, then PyTorch, then GGUF.
+ */
+static int load_dir_files(struct moe_ckpt *ck, const char *dir, char **names, size_t n)
+{
+	int *kind = calloc(n ? n : 1, sizeof *kind), best = 0, rc = 0;
+
+	if (kind == NULL)
+		return moe_error_set(&ck->err, MOE_ENOMEM, "out of memory");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		char *path;
+		if (asprintf(&path, "%s/%s", dir, names[i]) < 0) {
+			rc = moe_error_set(&ck->err, MOE_ENOMEM, "out of memory");
+			break;
+		}
+		kind[i] = dir_entry_kind(ck, path);
+		if (kind[i] && (best == 0 || kind[i] < best))
+			best = kind[i];
+		free(path);
+	}
+	for (size_t i = 0; rc == 0 && best && i < n; i++) {
+		struct moe_input *in;
+		char *path;
+		if (kind[i] != best)
+			continue;
+		if (asprintf(&path, "%s/%s", dir, names[i]) < 0) {
+			rc = moe_error_set(&ck->err, MOE_ENOMEM, "out of memory");
+			break;
+		}
+		if ((rc = open_path_input(ck, path, &in)) == 0)
+			rc = moe_ckpt_load_input(ck, in, path);
+		free(path);
+	}
+	free(kind);
+	return rc;
+}
+
 /* Loads every checkpoint file of a directory (the index if there is one). */
 static int open_dir(struct moe_ckpt *ck, const char *dir)
 {
@@ -579,33 +644,8 @@ static int open_dir(struct moe_ckpt *ck, const char *dir)
 			found = 1;
 		}
 	}
-	for (size_t i = 0; rc == 0 && !found && i < n; i++) {
-		struct moe_input *in;
-		char *path;
-		struct stat st;
-		const void *p;
-		size_t got;
-		enum moe_sniff s;
-
-		if (asprintf(&path, "%s/%s", dir, names[i]) < 0) {
-			rc = moe_error_set(&ck->err, MOE_ENOMEM, "out of memory");
-			break;
-		}
-		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
-		    open_path_input(ck, path, &in) != 0) {
-			free(path);
-			continue;
-		}
-		s = moe_input_peek(in, 512, &p, &got) == 0 ? moe_sniff_bytes(p, got)
-			: MOE_SNIFF_UNKNOWN;
-		/* a PyTorch zip is a checkpoint, any other zip beside one is not */
-		if (s == MOE_SNIFF_GGUF || s == MOE_SNIFF_SAFETENSORS ||
-		    (s == MOE_SNIFF_ZIP && zip_first_is_pickle(p, got)))
-			rc = moe_ckpt_load_input(ck, in, path);
-		else
-			moe_input_free(in);
-		free(path);
-	}
+	if (rc == 0 && !found)
+		rc = load_dir_files(ck, dir, names, n);
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);

@@ -170,6 +170,38 @@ START_TEST(config_file_and_directory)
 }
 END_TEST
 
+/* A repository with the same weights in several formats: safetensors win. */
+START_TEST(directory_prefers_safetensors)
+{
+	static const char hdr[] = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+	char dir[] = "/tmp/moe-ck.XXXXXX", path[512];
+	unsigned char st[8 + 64] = { 0 }, gguf[24] = { 'G', 'G', 'U', 'F', 3 };
+	size_t hl = (sizeof hdr - 1 + 7) / 8 * 8;
+	struct moe_ckpt *ck;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	memset(st + 8, ' ', hl);
+	memcpy(st + 8, hdr, sizeof hdr - 1);
+	st[0] = (unsigned char)hl;
+	snprintf(path, sizeof path, "%s/model.safetensors", dir);
+	ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+	fwrite(st, 1, 8 + hl + 4, f);
+	fclose(f);
+	snprintf(path, sizeof path, "%s/model.gguf", dir);
+	ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+	fwrite(gguf, 1, sizeof gguf, f);
+	fclose(f);
+	ck_assert_int_eq(moe_ckpt_new(&ck), 0);
+	ck_assert_msg(moe_ckpt_open(ck, dir) == 0, "%s", moe_ckpt_errstr(ck));
+	ck_assert_int_eq(moe_ckpt_format(ck), MOE_FMT_SAFETENSORS);
+	ck_assert_uint_eq(moe_ckpt_nfiles(ck), 1);
+	ck_assert_uint_eq(moe_ckpt_ntensors(ck), 1);
+	moe_ckpt_free(ck);
+	ck_assert_int_eq(system("rm -rf /tmp/moe-ck.*"), 0);
+}
+END_TEST
+
 START_TEST(bad_inputs)
 {
 	struct moe_ckpt *ck;
@@ -209,6 +241,7 @@ int main(void)
 	tcase_add_test(tc, tensor_table_checks_and_reads);
 	tcase_add_test(tc, many_names_hash);
 	tcase_add_test(tc, config_file_and_directory);
+	tcase_add_test(tc, directory_prefers_safetensors);
 	tcase_add_test(tc, bad_inputs);
 	suite_add_tcase(s, tc);
 	return moe_test_run(s);
