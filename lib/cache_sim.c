@@ -105,6 +105,29 @@ static void run_policy(struct moe_cache_sim *s, int pol, const uint16_t *ids,
 	}
 }
 
+/*
+ * LRU needs no stack: the depth of x is the number of experts used since
+ * x's last use, i.e. those with a later last use. Counting over all E
+ * experts is branch-free and vectorises, cheaper than walking the stack.
+ */
+static void run_lru(struct moe_cache_sim *s, const uint16_t *ids, size_t n, uint64_t *depth)
+{
+	uint32_t *last = s->next;   /* (n) time of last use + 1, 0 = never */
+
+	memset(last, 0, s->n * sizeof *last);
+	for (size_t t = 0; t < n; t++) {
+		uint32_t lx = last[ids[t]], d = 0;
+		if (lx == 0) {
+			depth[s->n]++;
+		} else {
+			for (uint32_t e = 0; e < s->n; e++)
+				d += last[e] > lx;
+			depth[d]++;
+		}
+		last[ids[t]] = (uint32_t)t + 1;
+	}
+}
+
 int moe_cache_sim_run(struct moe_cache_sim *s, const uint16_t *ids, size_t n,
 	uint64_t *depth)
 {
@@ -124,8 +147,9 @@ int moe_cache_sim_run(struct moe_cache_sim *s, const uint16_t *ids, size_t n,
 		s->nextuse[t] = s->next[ids[t]] == UINT32_MAX ? NEVER : s->next[ids[t]];
 		s->next[ids[t]] = (uint32_t)t;
 	}
-	for (int pol = 0; pol < MOE_CACHE_NPOLICY; pol++)
-		run_policy(s, pol, ids, n, depth + (size_t)pol * (s->n + 1));
+	run_policy(s, MOE_CACHE_LFU, ids, n, depth + (size_t)MOE_CACHE_LFU * (s->n + 1));
+	run_policy(s, MOE_CACHE_OPT, ids, n, depth + (size_t)MOE_CACHE_OPT * (s->n + 1));
+	run_lru(s, ids, n, depth + (size_t)MOE_CACHE_LRU * (s->n + 1));
 	return 0;
 }
 
