@@ -167,7 +167,7 @@ static int32_t *to_ids(struct run *r, const char *name, const char *text, size_t
 		rc = moe_tokenizer_encode(r->tok, text, len, 1, 0, ids, *n, n);
 	}
 	if (rc != 0) {
-		moe_cli_error(name, "%s", moe_tokenizer_errstr(r->tok));
+		moe_cli_error(name, "%s", moe_strerror(rc));
 		free(ids);
 		return NULL;
 	}

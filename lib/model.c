@@ -1,14 +1,20 @@
 /* Model loading: GGUF hyperparameters per family (llama.cpp's rules) and mapped weight views. */
 #include "model.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert.h"
 #include "fpconv.h"
 #include "meta.h"
+#include "output.h"
 #include "quant.h"
 
 #define MAX_LAYERS 4096u
@@ -504,6 +510,54 @@ static int load_ffn(struct moe_model *m, struct moe_model_layer *L, int il)
 	return 0;
 }
 
+/*
+ * A Hugging Face checkpoint (safetensors, PyTorch, archive) is first
+ * converted to an unlinked temporary GGUF in $TMPDIR, which is then
+ * mapped: the engine reads llama.cpp's names and stacked experts only.
+ * Memory stays flat; the disk holds one copy of the weights.
+ */
+static int via_gguf(struct moe_model *m, struct moe_ckpt **ck)
+{
+	struct moe_convert_opts o = { .format = MOE_CONV_GGUF, .dtype = MOE_DT_INVALID };
+	const char *dir = getenv("TMPDIR");
+	struct moe_conversion *c = NULL;
+	struct moe_output *out = NULL;
+	struct moe_input *in = NULL;
+	struct moe_ckpt *g = NULL;
+	char path[4096], eb[256];
+	int fd, rc;
+
+	snprintf(path, sizeof path, "%s/moe-run.XXXXXX", dir && *dir ? dir : "/tmp");
+	if ((fd = mkostemp(path, O_CLOEXEC)) < 0)
+		return moe_error_set(&m->err, MOE_EIO, "cannot create a temporary GGUF: %s",
+			strerror(errno));
+	unlink(path);
+	if ((rc = moe_convert_new(&c, *ck, &o)) != 0)
+		moe_error_set(&m->err, rc, "%s", c ? moe_convert_errstr(c) : "out of memory");
+	else if ((rc = moe_output_open_fd(&out, fd, "temporary GGUF")) != 0)
+		moe_error_set(&m->err, rc, "out of memory");
+	else if ((rc = moe_convert_write(c, out)) != 0 || (rc = moe_output_commit(out)) != 0)
+		moe_error_set(&m->err, rc, "%s", moe_convert_errstr(c));
+	if (rc == 0) {
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		if ((rc = moe_input_open(&in, path, eb, sizeof eb)) != 0)
+			moe_error_set(&m->err, rc, "temporary GGUF: %s", eb);
+	}
+	if (rc == 0 && (rc = moe_ckpt_new(&g)) == 0 &&
+	    (rc = moe_ckpt_open_input(g, in, "temporary GGUF")) != 0)
+		moe_error_set(&m->err, rc, "%s", moe_ckpt_errstr(g));
+	moe_output_free(out);
+	moe_convert_free(c);
+	close(fd);
+	if (rc != 0) {
+		moe_ckpt_free(g);
+		return rc;
+	}
+	moe_ckpt_free(*ck);
+	*ck = g;
+	return 0;
+}
+
 int moe_model_open(struct moe_model *m, const char *path)
 {
 	struct moe_ckpt *ck;
@@ -513,8 +567,13 @@ int moe_model_open(struct moe_model *m, const char *path)
 		return moe_error_set(&m->err, MOE_EINVAL, "model already open");
 	if ((rc = moe_ckpt_new(&ck)) != 0)
 		return moe_error_set(&m->err, rc, "out of memory");
-	if ((rc = moe_ckpt_open(ck, path)) != 0) {
+	/* "-" (a pipe) is copied to a temporary file: the weights are mapped */
+	if ((rc = moe_ckpt_open_seekable(ck, path)) != 0) {
 		moe_error_set(&m->err, rc, "%s", moe_ckpt_errstr(ck));
+		moe_ckpt_free(ck);
+		return rc;
+	}
+	if (moe_ckpt_format(ck) != MOE_FMT_GGUF && (rc = via_gguf(m, &ck)) != 0) {
 		moe_ckpt_free(ck);
 		return rc;
 	}

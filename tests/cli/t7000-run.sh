@@ -154,6 +154,24 @@ test_expect_success "full disk: --logits and standard output fail with one line"
 	FAILS_STDOUT=/dev/full test_fails 1 moe-run --tokens -n 2 -p 1 tiny.gguf
 "
 
+test_expect_success 'the model through a pipe and as a Hugging Face directory' '
+	moe-convert --init "$SRC/tests/data/tiny-mixtral.json" -o pipe.gguf &&
+	moe-convert -o pipehf/ pipe.gguf &&
+	moe-run --temp 0 -n 3 --logits a.f32 -p "the cat" pipe.gguf >/dev/null &&
+	cat pipe.gguf | moe-run --temp 0 -n 3 --logits b.f32 -p "the cat" - >/dev/null &&
+	moe-run --temp 0 -n 3 --logits c.f32 -p "the cat" pipehf >/dev/null &&
+	cmp a.f32 b.f32 && cmp a.f32 c.f32 && test -s a.f32
+'
+
+test_expect_success 'the README pipeline: init | quantize | run --trace | route-stats' '
+	moe-convert --init "$SRC/tests/data/tiny-mixtral.json" -f gguf -o - |
+		moe-quantize -t q8_0 -o - - |
+		moe-run -p "the cat sat on the mat" -n 16 --trace - - |
+		moe-route-stats - >stats &&
+	grep -q "3 layers, 3 MoE, 8 experts, top-2" stats &&
+	grep -q "expert-cache hit rate" stats
+'
+
 if have_shared; then
 	M=$SHARED/ref/models
 	test_expect_success "reference: greedy ids equal llama.cpp's for every F32 model" "
