@@ -232,4 +232,18 @@ test_expect_success "usage errors exit 2" "
 	moe-route-stats -h | grep -q '^usage: moe-route-stats'
 "
 
+if have_shared && test -f "$SHARED/ref/models/olmoe-f32.gguf"; then
+	test_expect_success "a moe-run trace (probabilities, lse, text) reads back and converts losslessly" "
+		moe-run -n 4 -p 'the cat' --trace run.jsonl '$SHARED/ref/models/olmoe-f32.gguf' >/dev/null &&
+		head -1 run.jsonl | grep -q '\"probs\":true,\"lse\":true,\"text\":true' &&
+		moe-route-stats --json run.jsonl >run.json &&
+		grep -q '\"aux_loss_top1\": [0-9]' run.json && grep -q '\"z_loss\": [0-9]' run.json &&
+		moe-route-stats --to bin -o run.bin run.jsonl &&
+		moe-route-stats --to jsonl run.bin >run2.jsonl &&
+		moe-route-stats --to jsonl run.jsonl >run1.jsonl && test_cmp run1.jsonl run2.jsonl
+	"
+else
+	test_skip "a moe-run trace reads back" "no reference models in \$MOE_TEST_SHARED"
+fi
+
 test_done
