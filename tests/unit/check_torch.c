@@ -10,29 +10,9 @@
 
 enum mode { M_MEMORY, M_FILE, M_PIPE, M_COUNT };
 
-struct chunked {
-	const unsigned char *p;
-	size_t n, pos, step;
-};
-
-/* A pipe that hands out odd-sized pieces. */
-static ssize_t chunk_read(void *ctx, void *buf, size_t n)
-{
-	struct chunked *c = ctx;
-	size_t k = c->n - c->pos;
-
-	if (k > n)
-		k = n;
-	if (k > c->step)
-		k = c->step;
-	memcpy(buf, c->p + c->pos, k);
-	c->pos += k;
-	return (ssize_t)k;
-}
-
 struct opened {
 	struct moe_ckpt *ck;
-	struct chunked pipe;
+	struct moe_test_chunks pipe;
 	char dir[64], path[96];
 };
 
@@ -55,8 +35,8 @@ static int open_mode(struct opened *o, const struct tz_buf *z, enum mode m)
 		fclose(f);
 		return moe_ckpt_open(o->ck, o->path);
 	default:
-		o->pipe = (struct chunked){ z->p, z->n, 0, 4093 };
-		ck_assert_int_eq(moe_input_open_fn(&in, "pipe.pt", chunk_read, &o->pipe, -1), 0);
+		o->pipe = (struct moe_test_chunks){ z->p, z->n, 0, 4093 };
+		ck_assert_int_eq(moe_input_open_fn(&in, "pipe.pt", moe_test_chunk_read, &o->pipe, -1), 0);
 		return moe_ckpt_load_input(o->ck, in, "pipe.pt");
 	}
 }

@@ -32,6 +32,27 @@ static inline char *moe_test_file(const void *buf, size_t n)
 	return path;
 }
 
+/* A forward-only source that hands out at most step bytes per read, like
+ * a slow pipe: for moe_input_open_fn. */
+struct moe_test_chunks {
+	const unsigned char *p;
+	size_t n, pos, step;
+};
+
+static inline ssize_t moe_test_chunk_read(void *ctx, void *buf, size_t n)
+{
+	struct moe_test_chunks *c = ctx;
+	size_t k = c->n - c->pos;
+
+	if (k > n)
+		k = n;
+	if (k > c->step)
+		k = c->step;
+	memcpy(buf, c->p + c->pos, k);
+	c->pos += k;
+	return (ssize_t)k;
+}
+
 /* Directory of the shared reference data, or NULL (with a note) if absent. */
 static inline const char *moe_test_shared(void)
 {
