@@ -873,8 +873,21 @@ static long detect(const struct moe_conversion *c, const char *needle)
 	return 0;
 }
 
+/* DeepSeek-V3's multi-token-prediction layer sits after the last block;
+ * GGUF has no place for it. */
+static int is_mtp(const struct moe_conversion *c, const struct moe_tensor *s)
+{
+	struct moe_tclass tc;
+
+	if (c->src_gguf || !c->dst_gguf || c->n_layers == 0)
+		return 0;
+	moe_tensor_classify(s->name, &tc);
+	return tc.comp == MOE_COMP_MTP || tc.layer >= (int)c->n_layers;
+}
+
 static int plan(struct moe_conversion *c, json_t *config)
 {
+	size_t mtp = 0;
 	int rc;
 
 	c->n_layers = moe_conv_hp(c, "block_count", 0);
@@ -904,9 +917,16 @@ static int plan(struct moe_conversion *c, json_t *config)
 		if ((c->has_drop && regexec(&c->drop, s->name, 0, NULL, 0) == 0) ||
 		    ends_with(s->name, ".rotary_emb.inv_freq") || is_consumed_scale(c, s))
 			continue;
+		if (is_mtp(c, s)) {
+			mtp++;
+			continue;
+		}
 		if ((rc = plan_one(c, s, (long)i)) != 0)
 			return rc;
 	}
+	if (mtp)
+		snprintf(c->warning, sizeof c->warning, "left out %zu tensors of multi-token-"
+			"prediction layers, which llama.cpp does not run", mtp);
 	if ((rc = missing_experts(c)) != 0)
 		return rc;
 	for (size_t i = 0; i < c->n; i++)

@@ -416,6 +416,46 @@ START_TEST(unknown_tensors_and_families)
 }
 END_TEST
 
+/* DeepSeek-V3 ships a multi-token-prediction layer after the last block. */
+START_TEST(mtp_layers_left_out_of_gguf)
+{
+	struct moe_convert_opts o = opts(MOE_CONV_GGUF);
+	struct moe_st_writer *w;
+	struct moe_output *out;
+	struct moe_conversion *c;
+	struct moe_ckpt *ck;
+	uint64_t shape[1] = { 32 };
+	static float zeros[32];
+	char path[512];
+	size_t plain;
+
+	init_to(configs[6], MOE_CONV_SAFETENSORS, "v3", 1);
+	ck = open_ck("v3");
+	ck_assert_int_eq(moe_convert_new(&c, ck, &o), 0);
+	plain = moe_convert_ntensors(c);
+	moe_convert_free(c);
+	moe_ckpt_free(ck);
+	snprintf(path, sizeof path, "%s/v3/mtp.safetensors", dir);
+	ck_assert_int_eq(moe_output_open(&out, path, 0), 0);
+	ck_assert_int_eq(moe_st_writer_new(&w, out), 0);
+	ck_assert_int_eq(moe_st_writer_add_tensor(w, "model.layers.3.enorm.weight", MOE_DT_F32, 1, shape), 0);
+	ck_assert_int_eq(moe_st_writer_add_tensor(w, "model.layers.3.input_layernorm.weight", MOE_DT_F32, 1, shape), 0);
+	ck_assert_int_eq(moe_st_writer_begin_data(w), 0);
+	ck_assert_int_eq(moe_st_writer_write(w, zeros, sizeof zeros), 0);
+	ck_assert_int_eq(moe_st_writer_write(w, zeros, sizeof zeros), 0);
+	ck_assert_int_eq(moe_st_writer_finish(w), 0);
+	ck_assert_int_eq(moe_output_commit(out), 0);
+	moe_st_writer_free(w);
+	moe_output_free(out);
+	ck = open_ck("v3");
+	ck_assert_int_eq(moe_convert_new(&c, ck, &o), 0);
+	ck_assert_uint_eq(moe_convert_ntensors(c), plain);
+	ck_assert_ptr_nonnull(strstr(moe_convert_warning(c), "left out 2 tensors of multi-token"));
+	moe_convert_free(c);
+	moe_ckpt_free(ck);
+}
+END_TEST
+
 START_TEST(reference_ggufs_roundtrip)
 {
 	static const char *models[] = { "llama-moe", "qwen2moe", "olmoe", "granitemoe",
@@ -512,6 +552,7 @@ int main(void)
 	tcase_add_test(tc, dtype_casts_keep_norms_and_routers);
 	tcase_add_test(tc, fp8_block_weights_dequantise);
 	tcase_add_test(tc, unknown_tensors_and_families);
+	tcase_add_test(tc, mtp_layers_left_out_of_gguf);
 	tcase_add_test(tc, reference_ggufs_roundtrip);
 	tcase_add_test(tc, reference_keys_from_config_alone);
 	suite_add_tcase(s, tc);
