@@ -101,17 +101,16 @@ int moe_output_open(struct moe_output **out, const char *path, unsigned flags)
 	return 0;
 }
 
-static int flush(struct moe_output *o)
+static int write_all(struct moe_output *o, const unsigned char *p, size_t n)
 {
 	size_t off = 0;
 
-	while (off < o->len) {
-		ssize_t w = write(o->fd, o->buf + off, o->len - off);
+	while (off < n) {
+		ssize_t w = write(o->fd, p + off, n - off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
 			int e = errno;
-			o->len = 0;
 			if (e == EPIPE)
 				return moe_error_set(&o->err, MOE_EPIPE, "broken pipe");
 			return moe_error_set(&o->err, MOE_EIO, "write error: %s",
@@ -119,8 +118,15 @@ static int flush(struct moe_output *o)
 		}
 		off += (size_t)w;
 	}
-	o->len = 0;
 	return 0;
+}
+
+static int flush(struct moe_output *o)
+{
+	int rc = write_all(o, o->buf, o->len);
+
+	o->len = 0;
+	return rc;
 }
 
 int moe_output_write(struct moe_output *o, const void *buf, size_t n)
@@ -130,6 +136,12 @@ int moe_output_write(struct moe_output *o, const void *buf, size_t n)
 
 	if (o->err.code)
 		return o->err.code;
+	/* large pieces skip the buffer: one copy fewer for tensor data */
+	if (n >= OBUF) {
+		if ((rc = flush(o)) == 0 && (rc = write_all(o, p, n)) == 0)
+			o->pos += n;
+		return rc;
+	}
 	while (n > 0) {
 		size_t k = OBUF - o->len < n ? OBUF - o->len : n;
 		memcpy(o->buf + o->len, p, k);
