@@ -99,6 +99,17 @@ static float decode(uint32_t code, const struct small_fmt *fmt)
 	return (code >> nb) & 1 ? -v : v;
 }
 
+/* Normal halves rebias the exponent directly; the rest decode generically. */
+static inline float f16_fast(uint16_t h)
+{
+	uint32_t e = (h >> 10) & 0x1f;
+
+	if (e == 0 || e == 31)
+		return moe_f16_to_f32(h);
+	return bits_f32((uint32_t)(h & 0x8000) << 16 | (e + 112) << 23 |
+		(uint32_t)(h & 0x3ff) << 13);
+}
+
 float moe_f16_to_f32(uint16_t h)
 {
 	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -161,79 +172,123 @@ float moe_e8m0_to_f32(uint8_t b)
 	return bits_f32((uint32_t)b << 23);
 }
 
-static int load_f32(enum moe_dtype t, const void *in, size_t i, float *v)
+/* n values of a float type to F32, one tight loop per type. */
+static void to_f32(enum moe_dtype t, const unsigned char *in, float *out, size_t n)
 {
-	const unsigned char *p = in;
 	uint16_t h;
+	double d;
+	size_t i;
 
 	switch (t) {
-	case MOE_DT_F32: memcpy(v, p + 4 * i, 4); return 0;
-	case MOE_DT_F16: memcpy(&h, p + 2 * i, 2); *v = moe_f16_to_f32(h); return 0;
-	case MOE_DT_BF16: memcpy(&h, p + 2 * i, 2); *v = moe_bf16_to_f32(h); return 0;
-	case MOE_DT_F8_E4M3: *v = moe_f8e4m3_to_f32(p[i]); return 0;
-	case MOE_DT_F8_E5M2: *v = moe_f8e5m2_to_f32(p[i]); return 0;
-	default: return MOE_EUNSUP;
+	case MOE_DT_F32:
+		memcpy(out, in, n * 4);
+		break;
+	case MOE_DT_F16:
+		for (i = 0; i < n; i++) {
+			memcpy(&h, in + 2 * i, 2);
+			out[i] = f16_fast(h);
+		}
+		break;
+	case MOE_DT_BF16:
+		for (i = 0; i < n; i++) {
+			memcpy(&h, in + 2 * i, 2);
+			out[i] = moe_bf16_to_f32(h);
+		}
+		break;
+	case MOE_DT_F8_E4M3:
+		for (i = 0; i < n; i++)
+			out[i] = moe_f8e4m3_to_f32(in[i]);
+		break;
+	case MOE_DT_F8_E5M2:
+		for (i = 0; i < n; i++)
+			out[i] = moe_f8e5m2_to_f32(in[i]);
+		break;
+	default:   /* F64 */
+		for (i = 0; i < n; i++) {
+			memcpy(&d, in + 8 * i, 8);
+			out[i] = (float)d;
+		}
 	}
 }
 
-static int store_f32(enum moe_dtype t, void *out, size_t i, float v)
+static void from_f32(enum moe_dtype t, const float *in, unsigned char *out, size_t n)
 {
-	unsigned char *p = out;
 	uint16_t h;
-	double d = v;
+	double d;
+	size_t i;
 
 	switch (t) {
-	case MOE_DT_F64: memcpy(p + 8 * i, &d, 8); return 0;
-	case MOE_DT_F32: memcpy(p + 4 * i, &v, 4); return 0;
-	case MOE_DT_F16: h = moe_f32_to_f16(v); memcpy(p + 2 * i, &h, 2); return 0;
-	case MOE_DT_BF16: h = moe_f32_to_bf16(v); memcpy(p + 2 * i, &h, 2); return 0;
-	case MOE_DT_F8_E4M3: p[i] = moe_f32_to_f8e4m3(v, 1); return 0;
-	case MOE_DT_F8_E5M2: p[i] = moe_f32_to_f8e5m2(v, 1); return 0;
-	default: return MOE_EUNSUP;
+	case MOE_DT_F32:
+		memcpy(out, in, n * 4);
+		break;
+	case MOE_DT_F16:
+		for (i = 0; i < n; i++) {
+			h = moe_f32_to_f16(in[i]);
+			memcpy(out + 2 * i, &h, 2);
+		}
+		break;
+	case MOE_DT_BF16:
+		for (i = 0; i < n; i++) {
+			h = moe_f32_to_bf16(in[i]);
+			memcpy(out + 2 * i, &h, 2);
+		}
+		break;
+	case MOE_DT_F8_E4M3:
+		for (i = 0; i < n; i++)
+			out[i] = moe_f32_to_f8e4m3(in[i], 1);
+		break;
+	case MOE_DT_F8_E5M2:
+		for (i = 0; i < n; i++)
+			out[i] = moe_f32_to_f8e5m2(in[i], 1);
+		break;
+	default:   /* F64 */
+		for (i = 0; i < n; i++) {
+			d = in[i];
+			memcpy(out + 8 * i, &d, 8);
+		}
 	}
 }
 
 /* F64 sources narrow in one step: F64 -> F32 is exact-rounded, and for
- * F16/BF16 targets we round from the double through float only when the
- * double is already representable; otherwise double rounding could differ,
- * so go through the float whose rounding direction is kept by sticky bit. */
+ * narrower targets the float is rounded to odd first, so that the second
+ * rounding gives what one correct rounding would. */
 static float f64_to_f32_sticky(double d)
 {
 	float f = (float)d;
-	uint32_t u;
 
 	if (isnan(d) || isinf(f) || (double)f == d)
 		return f;
-	/* round-to-odd: set the lowest bit if inexact so a second rounding
-	 * to a narrower format is correct */
 	if (fabs((double)f) > fabs(d))
 		f = nextafterf(f, 0.0f);
-	u = f32_bits(f) | 1;
-	return bits_f32(u);
+	return bits_f32(f32_bits(f) | 1);
 }
 
 int moe_cast(enum moe_dtype dst, void *out, enum moe_dtype src,
 	const void *in, size_t n)
 {
-	float v;
-	double d;
-	int rc;
+	const unsigned char *p = in;
+	unsigned char *q = out;
+	size_t ssz = moe_dtype_block_bytes(src), dsz = moe_dtype_block_bytes(dst);
+	float tmp[1024];
 
 	if (!moe_dtype_is_float(dst) || !moe_dtype_is_float(src))
 		return MOE_EUNSUP;
 	if (dst == src) {
-		memcpy(out, in, n * moe_dtype_block_bytes(src));
+		memcpy(out, in, n * ssz);
 		return 0;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (src == MOE_DT_F64) {
-			memcpy(&d, (const unsigned char *)in + 8 * i, 8);
-			v = dst == MOE_DT_F32 ? (float)d : f64_to_f32_sticky(d);
-		} else if ((rc = load_f32(src, in, i, &v)) != 0) {
-			return rc;
+	for (size_t i = 0; i < n; i += 1024) {
+		size_t k = n - i < 1024 ? n - i : 1024;
+		if (src == MOE_DT_F64 && dst != MOE_DT_F32) {
+			for (size_t j = 0; j < k; j++) {
+				double d;
+				memcpy(&d, p + 8 * (i + j), 8);
+				tmp[j] = f64_to_f32_sticky(d);
+			}
+		} else {
+			to_f32(src, p + i * ssz, tmp, k);
 		}
-		if ((rc = store_f32(dst, out, i, v)) != 0)
-			return rc;
+		from_f32(dst, tmp, q + i * dsz, k);
 	}
 	return 0;
 }
