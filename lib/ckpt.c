@@ -754,12 +754,11 @@ int moe_ckpt_map(struct moe_ckpt *ck, const struct moe_tensor *t, const void **p
 	return 0;
 }
 
-static const struct moe_ckpt *sort_ck;  /* qsort has no context argument */
-
-static int cmp_storage(const void *a, const void *b)
+static int cmp_storage(const void *a, const void *b, void *ctx)
 {
-	const struct moe_tensor *x = &sort_ck->tensors[*(const size_t *)a];
-	const struct moe_tensor *y = &sort_ck->tensors[*(const size_t *)b];
+	const struct moe_ckpt *ck = ctx;
+	const struct moe_tensor *x = &ck->tensors[*(const size_t *)a];
+	const struct moe_tensor *y = &ck->tensors[*(const size_t *)b];
 
 	if (x->file != y->file)
 		return x->file < y->file ? -1 : 1;
@@ -770,9 +769,7 @@ void moe_ckpt_storage_order(const struct moe_ckpt *ck, size_t *idx)
 {
 	for (size_t i = 0; i < ck->ntensors; i++)
 		idx[i] = i;
-	sort_ck = ck;
-	qsort(idx, ck->ntensors, sizeof *idx, cmp_storage);
-	sort_ck = NULL;
+	qsort_r(idx, ck->ntensors, sizeof *idx, cmp_storage, (void *)ck);
 }
 
 uint64_t moe_ckpt_bytes_read(const struct moe_ckpt *ck)
