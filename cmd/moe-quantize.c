@@ -24,7 +24,7 @@ struct opts {
 	const char *out;
 	const char *preset;
 	const char *format;
-	int dry_run, force, json, stats;
+	int dry_run, force, json;
 	char **notes;             /* per output tensor, from the rules */
 	size_t nnotes;
 };
@@ -149,16 +149,11 @@ static int write_out(struct moe_conversion *c, const struct opts *o, const char 
 
 static unsigned block_count(struct moe_ckpt *ck)
 {
-	const struct moe_meta *m = moe_ckpt_meta(ck);
 	json_t *cfg = moe_ckpt_json(ck, "config");
-	const char *arch;
-	char key[128];
 	uint64_t n = 0;
 
-	if (moe_meta_get_str(m, "general.architecture", &arch) == 0) {
-		snprintf(key, sizeof key, "%s.block_count", arch);
-		moe_meta_get_u64(m, key, &n);
-	} else if (json_is_integer(json_object_get(cfg, "num_hidden_layers"))) {
+	if (moe_meta_get_arch_u64(moe_ckpt_meta(ck), "block_count", &n) != 0 &&
+	    json_is_integer(json_object_get(cfg, "num_hidden_layers"))) {
 		n = (uint64_t)json_integer_value(json_object_get(cfg, "num_hidden_layers"));
 	}
 	return (unsigned)n;
@@ -189,14 +184,14 @@ static int run(struct opts *o, const char *input)
 		moe_cli_error(what, "%s", c ? moe_convert_errstr(c) : "out of memory");
 		goto out;
 	}
-	if (!o->dry_run || o->stats) {
+	if (!o->dry_run || o->c.stats) {
 		if (write_out(c, o, what) != 0)
 			goto out;
 		moe_progress_finish(&pr);
 	}
 	if (o->dry_run)
 		size_report(c, o);
-	if (o->stats)
+	if (o->c.stats)
 		stats_report(c, o);
 	rc = 0;
 out:
@@ -291,7 +286,7 @@ static int parse(int argc, char **argv, struct opts *o)
 				return MOE_EXIT_USAGE;
 			}
 			break;
-		case OPT_STATS: o->stats = o->c.stats = 1; break;
+		case OPT_STATS: o->c.stats = 1; break;
 		case 't':
 			if (type_arg("-t", optarg, &t) != 0)
 				return MOE_EXIT_USAGE;

@@ -61,14 +61,9 @@ static uint64_t nrows_of(const struct moe_tensor *t)
 
 uint32_t moe_conv_hp(const struct moe_conversion *c, const char *suffix, uint32_t dflt)
 {
-	const char *arch = NULL;
-	char key[160];
 	uint64_t v;
 
-	if (moe_meta_get_str(c->kv, "general.architecture", &arch) != 0)
-		return dflt;
-	snprintf(key, sizeof key, "%s.%s", arch, suffix);
-	return moe_meta_get_u64(c->kv, key, &v) == 0 && v <= UINT32_MAX ? (uint32_t)v : dflt;
+	return moe_meta_get_arch_u64(c->kv, suffix, &v) == 0 && v <= UINT32_MAX ? (uint32_t)v : dflt;
 }
 
 /* "0-3,7" -> sorted unique ids below max; 0 or MOE_EINVAL. */

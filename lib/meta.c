@@ -279,6 +279,32 @@ int moe_meta_get_bool(const struct moe_meta *m, const char *key, int *out)
 	return 0;
 }
 
+/* "{general.architecture}.{suffix}" into key; 0 or MOE_ENOENT. */
+static int arch_key(const struct moe_meta *m, const char *suffix, char *key, size_t n)
+{
+	const char *arch;
+
+	if (moe_meta_get_str(m, "general.architecture", &arch) != 0)
+		return MOE_ENOENT;
+	if ((size_t)snprintf(key, n, "%s.%s", arch, suffix) >= n)
+		return MOE_ENOENT;
+	return 0;
+}
+
+int moe_meta_get_arch_u64(const struct moe_meta *m, const char *suffix, uint64_t *out)
+{
+	char key[256];
+
+	return arch_key(m, suffix, key, sizeof key) ? MOE_ENOENT : moe_meta_get_u64(m, key, out);
+}
+
+int moe_meta_get_arch_f64(const struct moe_meta *m, const char *suffix, double *out)
+{
+	char key[256];
+
+	return arch_key(m, suffix, key, sizeof key) ? MOE_ENOENT : moe_meta_get_f64(m, key, out);
+}
+
 /* One packed array element as a scalar value. */
 static struct moe_value elem(enum moe_vtype t, const void *p)
 {

@@ -82,6 +82,12 @@ int moe_meta_get_f64(const struct moe_meta *m, const char *key, double *out);
 int moe_meta_get_str(const struct moe_meta *m, const char *key, const char **out);
 int moe_meta_get_bool(const struct moe_meta *m, const char *key, int *out);
 
+/* GGUF's per-architecture keys: reads "{general.architecture}.{suffix}"
+ * like moe_meta_get_u64 / _f64; MOE_ENOENT also when there is no
+ * general.architecture. */
+int moe_meta_get_arch_u64(const struct moe_meta *m, const char *suffix, uint64_t *out);
+int moe_meta_get_arch_f64(const struct moe_meta *m, const char *suffix, double *out);
+
 /* JSON form of a value for reports; arrays longer than max_items are
  * cut (max_items 0 = all) and end with the string "... (N more)". */
 json_t *moe_value_to_json(const struct moe_value *v, size_t max_items);

@@ -97,6 +97,26 @@ START_TEST(arrays_copy_and_json)
 }
 END_TEST
 
+START_TEST(arch_prefixed_keys)
+{
+	struct moe_meta *m;
+	uint64_t u;
+	double f;
+
+	ck_assert_int_eq(moe_meta_new(&m), 0);
+	ck_assert_int_eq(moe_meta_set_u32(m, "llama.block_count", 32), 0);
+	ck_assert_int_eq(moe_meta_get_arch_u64(m, "block_count", &u), MOE_ENOENT); /* no arch yet */
+	ck_assert_int_eq(moe_meta_set_str(m, "general.architecture", "llama"), 0);
+	ck_assert_int_eq(moe_meta_set_f32(m, "llama.rope.freq_base", 1e6f), 0);
+	ck_assert_int_eq(moe_meta_get_arch_u64(m, "block_count", &u), 0);
+	ck_assert_uint_eq(u, 32);
+	ck_assert_int_eq(moe_meta_get_arch_f64(m, "rope.freq_base", &f), 0);
+	ck_assert(f == 1e6);
+	ck_assert_int_eq(moe_meta_get_arch_u64(m, "expert_count", &u), MOE_ENOENT);
+	moe_meta_free(m);
+}
+END_TEST
+
 START_TEST(vtype_table)
 {
 	ck_assert_uint_eq(moe_vtype_size(MOE_V_U64), 8);
@@ -115,6 +135,7 @@ int main(void)
 	tcase_add_test(tc, set_get_replace_remove);
 	tcase_add_test(tc, negative_ints_do_not_read_as_u64);
 	tcase_add_test(tc, arrays_copy_and_json);
+	tcase_add_test(tc, arch_prefixed_keys);
 	tcase_add_test(tc, vtype_table);
 	suite_add_tcase(s, tc);
 	return moe_test_run(s);
